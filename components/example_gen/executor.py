@@ -1,0 +1,69 @@
+"""Executor: TFX's CSV-to-tf.Example conversion over the files of several span patterns."""
+
+from __future__ import annotations
+
+import os
+
+import apache_beam as beam
+from tfx.components.example_gen import base_example_gen_executor
+from tfx.components.example_gen.csv_example_gen import executor as csv_executor
+from tfx.dsl.io import fileio
+from tfx.types import standard_component_specs
+from tfx.utils import io_utils
+from tfx_bsl.coders import csv_decoder
+
+from components.example_gen.driver import PATTERN_SEPARATOR
+
+
+def match_files(input_base: str, split_pattern: str) -> list[str]:
+    """Files of every per-span pattern joined in `split_pattern`, in span order."""
+    files = []
+    for pattern in split_pattern.split(PATTERN_SEPARATOR):
+        matched = sorted(fileio.glob(os.path.join(input_base, pattern)))
+        if not matched:
+            raise RuntimeError(f"split pattern {pattern} matches no file under {input_base}")
+        files += matched
+    return files
+
+
+class _WindowCsvToExample(beam.PTransform):
+    """Like TFX's `_CsvToExample`, but over several patterns; the headers must all agree.
+
+    Column types are inferred over the whole window, so a column that happens to hold only
+    whole numbers in one span keeps the type the other spans give it.
+    """
+
+    def __init__(self, exec_properties: dict, split_pattern: str):
+        self._files = match_files(exec_properties[standard_component_specs.INPUT_BASE_KEY], split_pattern)
+
+    def expand(self, pipeline):
+        column_names = io_utils.load_csv_column_names(self._files[0])
+        for path in self._files[1:]:
+            names = io_utils.load_csv_column_names(path)
+            if names != column_names:
+                missing = sorted(set(column_names) - set(names))
+                extra = sorted(set(names) - set(column_names))
+                raise RuntimeError(
+                    f"{path} has a different header from {self._files[0]}: missing {missing}, extra {extra}"
+                )
+        # Reuses TFX's own CSV readers (private names, pinned by the lock file).
+        lines = (
+            pipeline
+            | "CreateFilenames" >> beam.Create(self._files)
+            | "ReadFromText" >> beam.ParDo(csv_executor._ReadCsvRecordsFromTextFile())
+            | "ParseCSVLine" >> beam.ParDo(csv_decoder.ParseCSVLine(delimiter=","))
+            | "ExtractParsedCSVLines" >> beam.Keys()
+        )
+        column_infos = beam.pvalue.AsSingleton(
+            lines
+            | "InferColumnTypes"
+            >> beam.CombineGlobally(csv_decoder.ColumnTypeInferrer(column_names, skip_blank_lines=True))
+        )
+        return lines | "ToTFExample" >> beam.ParDo(csv_executor._ParsedCsvToTfExample(), column_infos)
+
+
+class Executor(base_example_gen_executor.BaseExampleGenExecutor):
+    """CSV ExampleGen executor reading a window of spans."""
+
+    def GetInputSourceToExamplePTransform(self) -> beam.PTransform:
+        return _WindowCsvToExample

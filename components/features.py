@@ -1,0 +1,99 @@
+"""The one module that owns feature names, raw column types and the label definition.
+
+Every other module (data spans, preprocessing_fn, model, evaluator slices, tests) imports
+names from here, so a renamed or added column is a one-line change.
+"""
+
+from __future__ import annotations
+
+# Raw CSV columns and the type each is written and parsed as. Integer columns are written
+# without a decimal point and float columns always with one, so that CsvExampleGen infers the
+# same type for every span (a span whose fares happen to be whole numbers would otherwise be
+# read as INT and trip the schema).
+RAW_INT_COLUMNS: tuple[str, ...] = (
+    "trip_start_month",
+    "trip_start_hour",
+    "trip_start_day",
+    "trip_start_timestamp",
+    "pickup_community_area",
+    "dropoff_community_area",
+    "pickup_census_tract",
+    "dropoff_census_tract",
+)
+RAW_FLOAT_COLUMNS: tuple[str, ...] = (
+    "fare",
+    "tips",
+    "trip_miles",
+    "trip_seconds",
+    "pickup_latitude",
+    "pickup_longitude",
+    "dropoff_latitude",
+    "dropoff_longitude",
+)
+RAW_STRING_COLUMNS: tuple[str, ...] = ("payment_type", "company")
+RAW_COLUMNS: tuple[str, ...] = RAW_INT_COLUMNS + RAW_FLOAT_COLUMNS + RAW_STRING_COLUMNS
+
+TIMESTAMP_KEY = "trip_start_timestamp"
+FARE_KEY = "fare"
+TIPS_KEY = "tips"
+
+# Label: a "big tipper" tips more than 20% of the fare (0 when the fare is 0 or missing).
+LABEL_KEY = "big_tipper"
+BIG_TIP_FRACTION = 0.2
+
+# Heavy-tailed non-negative numerics: log1p, then z-score.
+LOG_NUMERIC_FEATURES: tuple[str, ...] = ("fare", "trip_miles", "trip_seconds")
+# Coordinates: z-scored and also bucketized, so the model sees both place and neighbourhood.
+COORDINATE_FEATURES: tuple[str, ...] = (
+    "pickup_latitude",
+    "pickup_longitude",
+    "dropoff_latitude",
+    "dropoff_longitude",
+)
+COORDINATE_BUCKETS = 10
+# Categorical features, integer or string, mapped through a vocabulary with OOV buckets.
+CATEGORICAL_FEATURES: tuple[str, ...] = (
+    "payment_type",
+    "company",
+    "trip_start_hour",
+    "trip_start_day",
+    "trip_start_month",
+    "pickup_community_area",
+    "dropoff_community_area",
+    "dropoff_census_tract",
+)
+OOV_BUCKETS = 1
+# Keep the vocabularies bounded: rare values share the OOV bucket.
+VOCAB_TOP_K = 200
+
+# Raw columns that never reach the model: the label's source (leaks the answer), the
+# timestamp (only orders spans) and a tract present in one trip of 15,002.
+EXCLUDED_FEATURES: tuple[str, ...] = (TIPS_KEY, TIMESTAMP_KEY, "pickup_census_tract")
+
+# Columns to slice evaluation metrics by.
+SLICE_FEATURES: tuple[str, ...] = ("payment_type", "trip_start_hour", "trip_start_day")
+
+
+def transformed_name(key: str) -> str:
+    """Name of the Transform output for raw feature `key`."""
+    return f"{key}_xf"
+
+
+def bucketized_name(key: str) -> str:
+    """Name of the bucketized Transform output for coordinate `key`."""
+    return f"{key}_bucket_xf"
+
+
+def vocabulary_name(key: str) -> str:
+    """File name of the vocabulary Transform writes for categorical `key`."""
+    return f"vocab_{key}"
+
+
+def dense_float_features() -> list[str]:
+    """Transformed float features fed to the model as numbers."""
+    return [transformed_name(k) for k in LOG_NUMERIC_FEATURES + COORDINATE_FEATURES]
+
+
+def serving_raw_features() -> list[str]:
+    """Raw columns a client sends at serving time (everything but the label's source)."""
+    return [c for c in RAW_COLUMNS if c != TIPS_KEY]

@@ -1,0 +1,148 @@
+"""Trainer's `run_fn`: datasets in, fitted model and its serving signatures out.
+
+`run_fn` only coordinates; each step is a small helper that tests call on its own:
+`make_dataset` (tf.data input), `choose_strategy`, `build_model`, `export_model` (signatures).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import tensorflow as tf
+import tensorflow_transform as tft
+from tfx.components.trainer.fn_args_utils import FnArgs
+
+from components import features
+from components.model import ModelConfig, build_model, categorical_cardinalities
+
+log = logging.getLogger(__name__)
+
+SERVING_SIGNATURE = "serving_default"
+TRANSFORM_SIGNATURE = "transform_features"
+PREDICTION_KEY = "probabilities"
+EXAMPLES_INPUT = "examples"
+
+# Keys of Trainer's custom_config this module understands.
+EPOCHS_KEY = "epochs"
+BATCH_SIZE_KEY = "batch_size"
+MODEL_CONFIG_KEY = "model"
+DEFAULT_EPOCHS = 8
+DEFAULT_BATCH_SIZE = 128
+
+
+def make_dataset(
+    file_pattern: list[str] | str,
+    tf_transform_output: tft.TFTransformOutput,
+    batch_size: int,
+    shuffle: bool,
+    seed: int | None = None,
+) -> tf.data.Dataset:
+    """Transformed examples -> (features, label[batch, 1]) batches.
+
+    Order matters: parse once and `cache` the parsed examples (so later epochs skip I/O and
+    parsing), then `shuffle` (after the cache, so each epoch gets a new order), then `batch`,
+    then `prefetch` last (so the next batch is ready while the model trains on this one).
+    """
+    spec = tf_transform_output.transformed_feature_spec()
+    files = tf.io.gfile.glob(file_pattern) if isinstance(file_pattern, str) else [
+        f for pattern in file_pattern for f in tf.io.gfile.glob(pattern)
+    ]
+    if not files:
+        raise ValueError(f"no transformed examples match {file_pattern}")
+    dataset = (
+        tf.data.TFRecordDataset(files, compression_type="GZIP")
+        .batch(1024)
+        .map(lambda records: tf.io.parse_example(records, spec), num_parallel_calls=tf.data.AUTOTUNE)
+        .unbatch()
+        .map(_split_label)
+        .cache()
+    )
+    if shuffle:
+        dataset = dataset.shuffle(20_000, seed=seed, reshuffle_each_iteration=True)
+    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def _split_label(example: dict) -> tuple[dict, tf.Tensor]:
+    example = dict(example)
+    label = example.pop(features.LABEL_KEY)
+    # The label gets the model output's shape, [batch, 1], explicitly: never leave it to
+    # broadcasting to reconcile (batch,) with (batch, 1).
+    return example, tf.reshape(tf.cast(label, tf.float32), [1])
+
+
+def choose_strategy() -> tf.distribute.Strategy:
+    """MirroredStrategy over all GPUs when there are several, else the default (one device)."""
+    gpus = tf.config.list_logical_devices("GPU")
+    strategy = tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
+    log.info("training with %s on %d replica(s)", type(strategy).__name__, strategy.num_replicas_in_sync)
+    return strategy
+
+
+def serving_signatures(model: tf.keras.Model, tf_transform_output: tft.TFTransformOutput) -> dict:
+    """The exported signatures: serialized tf.Examples -> probabilities, and -> Transform output.
+
+    Both run the Transform graph saved by the Transform component, so serving computes
+    features with the very graph training used.
+    """
+    model.tft_layer = tf_transform_output.transform_features_layer()
+    raw_spec = tf_transform_output.raw_feature_spec()
+    serving_spec = {k: v for k, v in raw_spec.items() if k != features.TIPS_KEY}
+    input_names = list(model.input.keys()) if isinstance(model.input, dict) else model.input_names
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=EXAMPLES_INPUT)])
+    def serve_examples(examples):
+        raw = tf.io.parse_example(examples, serving_spec)
+        transformed = model.tft_layer(raw)
+        return {PREDICTION_KEY: model({k: transformed[k] for k in input_names})}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=EXAMPLES_INPUT)])
+    def transform_examples(examples):
+        return model.tft_layer(tf.io.parse_example(examples, raw_spec))
+
+    return {
+        SERVING_SIGNATURE: serve_examples.get_concrete_function(),
+        TRANSFORM_SIGNATURE: transform_examples.get_concrete_function(),
+    }
+
+
+def export_model(model: tf.keras.Model, tf_transform_output: tft.TFTransformOutput, path: str) -> None:
+    """Save `model` as a SavedModel with the serving signatures (the Transform graph included)."""
+    signatures = serving_signatures(model, tf_transform_output)
+    model.save(path, save_format="tf", signatures=signatures)
+
+
+def vocabulary_sizes(tf_transform_output: tft.TFTransformOutput) -> dict[str, int]:
+    """Raw categorical key -> size of the vocabulary Transform computed for it."""
+    return {
+        key: tf_transform_output.vocabulary_size_by_name(features.vocabulary_name(key))
+        for key in features.CATEGORICAL_FEATURES
+    }
+
+
+def run_fn(fn_args: FnArgs) -> None:
+    """TFX Trainer entry point: train on the transformed train split, export to serving_model_dir."""
+    custom = fn_args.custom_config or {}
+    epochs = int(custom.get(EPOCHS_KEY, DEFAULT_EPOCHS))
+    batch_size = int(custom.get(BATCH_SIZE_KEY, DEFAULT_BATCH_SIZE))
+    model_config = ModelConfig(**{
+        k: tuple(v) if isinstance(v, list) else v for k, v in custom.get(MODEL_CONFIG_KEY, {}).items()
+    })
+    tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
+
+    strategy = choose_strategy()
+    global_batch = batch_size * strategy.num_replicas_in_sync
+    train = make_dataset(fn_args.train_files, tf_transform_output, global_batch, shuffle=True, seed=42)
+    evaluation = make_dataset(fn_args.eval_files, tf_transform_output, global_batch, shuffle=False)
+    with strategy.scope():
+        model = build_model(categorical_cardinalities(vocabulary_sizes(tf_transform_output)), model_config)
+
+    steps_per_epoch = max(1, math.ceil(fn_args.train_steps / epochs))
+    model.fit(
+        train.repeat(),
+        epochs=epochs,
+        steps_per_epoch=steps_per_epoch,
+        validation_data=evaluation,
+        verbose=2,
+    )
+    export_model(model, tf_transform_output, fn_args.serving_model_dir)

@@ -1,0 +1,102 @@
+"""Transform's `preprocessing_fn`: the one feature graph shared by training, evaluation and serving.
+
+TFX bakes this graph into the exported model (see `components/trainer.py`), so a feature is
+computed by exactly the same code at training and at serving time: there is no second
+implementation that could drift from this one.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+import tensorflow_transform as tft
+
+from components import features
+
+# Stands for a missing categorical value; TFT vocabularies drop empty strings.
+MISSING_CATEGORY = "__missing__"
+
+
+def _dense(x: tf.Tensor | tf.SparseTensor, default) -> tf.Tensor:
+    """Turn a single-valued feature (sparse when it may be missing) into a dense [batch] tensor.
+
+    Missing values become `default`. A dense input (already [batch] or [batch, 1]) passes
+    through, so the same graph serves raw-feature requests that carry dense tensors.
+    """
+    if isinstance(x, tf.SparseTensor):
+        x = tf.sparse.to_dense(
+            tf.SparseTensor(x.indices, x.values, [x.dense_shape[0], 1]), default_value=default
+        )
+    if x.shape.rank == 2:
+        x = tf.squeeze(x, axis=1)
+    return x
+
+
+def _present_values(x: tf.Tensor | tf.SparseTensor) -> tf.Tensor:
+    """The values that are actually present (for analyzers that must ignore missing ones)."""
+    return x.values if isinstance(x, tf.SparseTensor) else tf.reshape(x, [-1])
+
+
+def _fill_with_mean(x: tf.Tensor | tf.SparseTensor) -> tf.Tensor:
+    """Dense float tensor with missing values replaced by the mean of the present ones."""
+    x = _as_float(x)
+    mean = tft.mean(_present_values(x))
+    filled = _dense(x, default=float("nan"))
+    return tf.where(tf.math.is_nan(filled), mean, filled)
+
+
+def big_tipper_label(tips: tf.Tensor, fare: tf.Tensor) -> tf.Tensor:
+    """1 when tips exceed `BIG_TIP_FRACTION` of the fare; 0 when the fare is 0 or missing (NaN)."""
+    fare_known = tf.logical_and(tf.logical_not(tf.math.is_nan(fare)), fare > 0)
+    big = tf.logical_and(fare_known, tips > features.BIG_TIP_FRACTION * fare)
+    return tf.cast(big, tf.int64)
+
+
+def preprocessing_fn(inputs: dict) -> dict:
+    """Map raw taxi features to model features (and the label, where `tips` is present).
+
+    - heavy-tailed numerics: missing -> 0, log1p, z-score;
+    - coordinates: missing -> mean, z-score, and a 10-quantile bucket id;
+    - categoricals (strings and integer codes): vocabulary of the top values plus OOV buckets,
+      missing -> its own token, unseen -> an OOV bucket;
+    - label: big tipper, from `tips` and `fare` (only in TRAINING data; absent at serving).
+    """
+    outputs = {}
+    for key in features.LOG_NUMERIC_FEATURES:
+        value = tf.maximum(_dense(_as_float(inputs[key]), default=0.0), 0.0)
+        outputs[features.transformed_name(key)] = tft.scale_to_z_score(tf.math.log1p(value))
+
+    for key in features.COORDINATE_FEATURES:
+        filled = _fill_with_mean(inputs[key])
+        outputs[features.transformed_name(key)] = tft.scale_to_z_score(filled)
+        outputs[features.bucketized_name(key)] = tft.bucketize(
+            filled, num_buckets=features.COORDINATE_BUCKETS
+        )
+
+    for key in features.CATEGORICAL_FEATURES:
+        raw = inputs[key]
+        if raw.dtype != tf.string:
+            raw = _map_values(raw, tf.strings.as_string)
+        outputs[features.transformed_name(key)] = tft.compute_and_apply_vocabulary(
+            _dense(raw, default=MISSING_CATEGORY),
+            top_k=features.VOCAB_TOP_K,
+            num_oov_buckets=features.OOV_BUCKETS,
+            vocab_filename=features.vocabulary_name(key),
+        )
+
+    if features.TIPS_KEY in inputs:
+        tips = _dense(_as_float(inputs[features.TIPS_KEY]), default=0.0)
+        fare = _dense(_as_float(inputs[features.FARE_KEY]), default=float("nan"))
+        outputs[features.LABEL_KEY] = big_tipper_label(tips, fare)
+    return outputs
+
+
+def _map_values(x: tf.Tensor | tf.SparseTensor, fn) -> tf.Tensor | tf.SparseTensor:
+    """Apply `fn` to the values of a dense or sparse tensor, keeping its structure."""
+    if isinstance(x, tf.SparseTensor):
+        return tf.SparseTensor(x.indices, fn(x.values), x.dense_shape)
+    return fn(x)
+
+
+def _as_float(x: tf.Tensor | tf.SparseTensor) -> tf.Tensor | tf.SparseTensor:
+    """Cast a dense or sparse numeric tensor to float32."""
+    return _map_values(x, lambda v: tf.cast(v, tf.float32))

@@ -1,0 +1,105 @@
+"""Typed, frozen run configuration, validated on construction.
+
+Everything a run writes lives under one root directory (`root`): span data, pipeline
+artifacts, the ML Metadata store and the serving directory. Nothing here touches the disk.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+DEFAULT_ROOT = Path("runs/default")
+PIPELINE_NAME = "taxi_big_tipper"
+MODEL_NAME = "big_tipper"
+# In-memory DirectRunner: the embedded data is small, and worker processes would cost more
+# in start-up and pickling than they save.
+DEFAULT_BEAM_ARGS: tuple[str, ...] = ("--direct_running_mode=in_memory", "--direct_num_workers=1")
+
+
+class ConfigError(ValueError):
+    """A configuration value is out of range; the message names the field and the value."""
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelineConfig:
+    """Settings of one pipeline run.
+
+    Attributes:
+        root: folder holding everything the run reads and writes.
+        data_root: folder of `span-<k>/` CSV folders; default `<root>/data` (the embedded data).
+        first_span, last_span: span window (inclusive); None means the oldest / newest available.
+        train_steps, eval_steps: Trainer step counts.
+        epochs, batch_size: how `train_steps` are grouped, and the per-replica batch.
+        auc_threshold: the Evaluator blesses only models whose overall AUC reaches this.
+        regression_tolerance: largest AUC drop allowed against the last blessed model.
+        beam_args: Beam pipeline options, passed through to every Beam-based component.
+    """
+
+    root: Path = DEFAULT_ROOT
+    data_root: Path | None = None
+    first_span: int | None = None
+    last_span: int | None = None
+    train_steps: int = 640
+    eval_steps: int = 100
+    epochs: int = 8
+    batch_size: int = 128
+    auc_threshold: float = 0.90
+    regression_tolerance: float = 0.01
+    beam_args: tuple[str, ...] = DEFAULT_BEAM_ARGS
+    pipeline_name: str = PIPELINE_NAME
+    model_name: str = MODEL_NAME
+
+    def __post_init__(self):
+        object.__setattr__(self, "root", Path(self.root).absolute())
+        if self.data_root is not None:
+            object.__setattr__(self, "data_root", Path(self.data_root).absolute())
+        object.__setattr__(self, "beam_args", tuple(self.beam_args))
+        for name in ("train_steps", "eval_steps", "epochs", "batch_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        if self.epochs > self.train_steps:
+            raise ConfigError(f"epochs ({self.epochs}) cannot exceed train_steps ({self.train_steps})")
+        for name in ("first_span", "last_span"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 0):
+                raise ConfigError(f"{name} must be a non-negative integer, got {value!r}")
+        if self.first_span is not None and self.last_span is not None and self.first_span > self.last_span:
+            raise ConfigError(f"first_span ({self.first_span}) is after last_span ({self.last_span})")
+        if not 0.0 <= self.auc_threshold <= 1.0:
+            raise ConfigError(f"auc_threshold must be within [0, 1], got {self.auc_threshold!r}")
+        if not 0.0 <= self.regression_tolerance <= 1.0:
+            raise ConfigError(f"regression_tolerance must be within [0, 1], got {self.regression_tolerance!r}")
+        for name in ("pipeline_name", "model_name"):
+            value = getattr(self, name)
+            if not value or not all(c.isalnum() or c in "_-" for c in value):
+                raise ConfigError(f"{name} must be letters, digits, '_' or '-', got {value!r}")
+        bad = [a for a in self.beam_args if not a.startswith("--")]
+        if bad:
+            raise ConfigError(f"beam args must look like --option=value, got {bad}")
+
+    @property
+    def span_data_root(self) -> Path:
+        return self.data_root or self.root / "data"
+
+    @property
+    def uses_embedded_data(self) -> bool:
+        return self.data_root is None
+
+    @property
+    def pipeline_root(self) -> Path:
+        return self.root / "pipeline"
+
+    @property
+    def metadata_path(self) -> Path:
+        return self.root / "metadata" / "metadata.db"
+
+    @property
+    def serving_dir(self) -> Path:
+        """`<root>/serving/<model name>`: TF Serving's model base path; versions go below it."""
+        return self.root / "serving" / self.model_name
+
+    @property
+    def staged_schema_dir(self) -> Path:
+        return self.root / "schema"

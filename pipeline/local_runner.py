@@ -1,0 +1,70 @@
+"""Local runner: resolve paths under the run root, prepare the data, run with LocalDagRunner."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from pathlib import Path
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # Must precede the first TensorFlow import.
+
+from tfx.orchestration import metadata  # noqa: E402
+from tfx.orchestration.local.local_dag_runner import LocalDagRunner  # noqa: E402
+
+from components import trainer  # noqa: E402
+from data import embedded  # noqa: E402
+from pipeline.config import PipelineConfig  # noqa: E402
+from pipeline.pipeline import create_pipeline  # noqa: E402
+from schemas import SCHEMA_PATH  # noqa: E402
+
+
+def stage_schema(schema_path: Path, staging_dir: Path) -> Path:
+    """Copy the schema to a content-addressed path and return it.
+
+    ImportSchemaGen's cache key is the schema *path*; staging by content hash makes an edited
+    schema a new input (re-validated), while an unchanged one stays cached.
+    """
+    content = Path(schema_path).read_bytes()
+    target = staging_dir / hashlib.sha256(content).hexdigest()[:16] / "schema.pbtxt"
+    if not target.is_file():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_suffix(".tmp")
+        tmp.write_bytes(content)
+        os.replace(tmp, target)
+    return target
+
+
+def build(config: PipelineConfig, schema_path: Path = SCHEMA_PATH):
+    """Prepare the run root and return the pipeline for `config`."""
+    if config.uses_embedded_data:
+        embedded.materialize_spans(config.span_data_root)
+    elif not config.span_data_root.is_dir():
+        raise FileNotFoundError(f"data root {config.span_data_root} does not exist")
+    config.metadata_path.parent.mkdir(parents=True, exist_ok=True)
+    return create_pipeline(
+        pipeline_name=config.pipeline_name,
+        pipeline_root=str(config.pipeline_root),
+        data_root=str(config.span_data_root),
+        schema_path=str(stage_schema(schema_path, config.staged_schema_dir)),
+        serving_dir=str(config.serving_dir),
+        first_span=config.first_span,
+        last_span=config.last_span,
+        train_steps=config.train_steps,
+        eval_steps=config.eval_steps,
+        trainer_config={trainer.EPOCHS_KEY: config.epochs, trainer.BATCH_SIZE_KEY: config.batch_size},
+        auc_threshold=config.auc_threshold,
+        regression_tolerance=config.regression_tolerance,
+        beam_pipeline_args=list(config.beam_args),
+        metadata_connection_config=metadata.sqlite_metadata_connection_config(str(config.metadata_path)),
+    )
+
+
+def run(config: PipelineConfig) -> None:
+    """Run the pipeline for `config` to completion (raises if a component fails)."""
+    LocalDagRunner().run(build(config))
+
+
+def remove_root(config: PipelineConfig) -> None:
+    """Delete everything a run root holds (used by benchmarks for cold runs)."""
+    shutil.rmtree(config.root, ignore_errors=True)

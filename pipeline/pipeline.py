@@ -1,0 +1,181 @@
+"""The one DAG definition: `create_pipeline()`. Every runner (local, Kubeflow) calls it.
+
+It reads no environment and no global config: callers pass everything in.
+"""
+
+from __future__ import annotations
+
+import tensorflow_model_analysis as tfma
+from tfx import v1 as tfx
+from tfx.orchestration import pipeline as tfx_pipeline
+from tfx.proto import example_gen_pb2, pusher_pb2, range_config_pb2, trainer_pb2
+
+from components import features
+from components.anomaly_gate.component import AnomalyGate
+from components.example_gen.component import SpanWindowCsvExampleGen
+from components.pusher.component import AtomicPusher
+from components.resolver import make_baseline_resolver
+
+PREPROCESSING_FN = "components.transform.preprocessing_fn"
+RUN_FN = "components.trainer.run_fn"
+SPAN_PATTERN = "span-{SPAN}/*.csv"
+LABEL_KEY = features.LABEL_KEY
+
+
+def span_range(first_span: int | None, last_span: int | None) -> range_config_pb2.RangeConfig | None:
+    """RangeConfig for the ExampleGen window; None means every available span."""
+    if first_span is None and last_span is None:
+        return None
+    return range_config_pb2.RangeConfig(
+        static_range=range_config_pb2.StaticRange(
+            start_span_number=first_span or 0, end_span_number=last_span if last_span is not None else 2**31 - 1
+        )
+    )
+
+
+def make_eval_config(auc_threshold: float, regression_tolerance: float) -> tfma.EvalConfig:
+    """TFMA config: the metrics, the slices, the absolute AUC floor and the no-regression check."""
+    auc_threshold_config = tfma.MetricThreshold(
+        value_threshold=tfma.GenericValueThreshold(lower_bound={"value": auc_threshold}),
+        change_threshold=tfma.GenericChangeThreshold(
+            direction=tfma.MetricDirection.HIGHER_IS_BETTER,
+            absolute={"value": -regression_tolerance},
+        ),
+    )
+    metrics = [
+        tfma.MetricConfig(class_name="ExampleCount"),
+        tfma.MetricConfig(class_name="BinaryAccuracy"),
+        tfma.MetricConfig(class_name="AUC", threshold=auc_threshold_config),
+        tfma.MetricConfig(class_name="AUC", config='{"curve": "PR", "name": "auc_pr"}'),
+        tfma.MetricConfig(class_name="Precision"),
+        tfma.MetricConfig(class_name="Recall"),
+        tfma.MetricConfig(class_name="Calibration"),
+        tfma.MetricConfig(class_name="MeanLabel"),
+        tfma.MetricConfig(class_name="MeanPrediction"),
+    ]
+    return tfma.EvalConfig(
+        model_specs=[
+            tfma.ModelSpec(
+                signature_name="serving_default",
+                label_key=LABEL_KEY,
+                preprocessing_function_names=["transform_features"],
+            )
+        ],
+        slicing_specs=[tfma.SlicingSpec()]
+        + [tfma.SlicingSpec(feature_keys=[key]) for key in features.SLICE_FEATURES],
+        metrics_specs=[tfma.MetricsSpec(metrics=metrics)],
+    )
+
+
+def create_pipeline(
+    *,
+    pipeline_name: str,
+    pipeline_root: str,
+    data_root: str,
+    schema_path: str,
+    serving_dir: str,
+    first_span: int | None,
+    last_span: int | None,
+    train_steps: int,
+    eval_steps: int,
+    trainer_config: dict,
+    auc_threshold: float,
+    regression_tolerance: float,
+    beam_pipeline_args: list[str],
+    metadata_connection_config=None,
+    enable_cache: bool = True,
+) -> tfx_pipeline.Pipeline:
+    """Build the taxi pipeline.
+
+    ExampleGen (span window) -> StatisticsGen -> ImportSchemaGen -> ExampleValidator ->
+    AnomalyGate -> Transform -> Trainer -> baseline Resolver -> Evaluator -> AtomicPusher.
+
+    Args:
+        pipeline_name: name recorded in ML Metadata.
+        pipeline_root: folder (or bucket URI) for the artifacts.
+        data_root: folder holding `span-<k>/*.csv`.
+        schema_path: the curated schema (.pbtxt).
+        serving_dir: TF Serving model base path; pushed versions go below it.
+        first_span, last_span: the span window, inclusive; None for the oldest/newest available.
+        train_steps, eval_steps: Trainer step counts.
+        trainer_config: Trainer custom_config (epochs, batch size, model hyper-parameters).
+        auc_threshold: overall AUC the candidate must reach to be blessed.
+        regression_tolerance: largest AUC drop against the baseline that still blesses.
+        beam_pipeline_args: Beam options for the Beam-based components.
+        metadata_connection_config: ML Metadata connection (None for orchestrators that own it).
+        enable_cache: reuse results of executions whose inputs did not change.
+
+    Returns:
+        The TFX pipeline.
+    """
+    example_gen = SpanWindowCsvExampleGen(
+        input_base=data_root,
+        input_config=example_gen_pb2.Input(
+            splits=[example_gen_pb2.Input.Split(name="all", pattern=SPAN_PATTERN)]
+        ),
+        output_config=example_gen_pb2.Output(
+            split_config=example_gen_pb2.SplitConfig(
+                splits=[
+                    example_gen_pb2.SplitConfig.Split(name="train", hash_buckets=2),
+                    example_gen_pb2.SplitConfig.Split(name="eval", hash_buckets=1),
+                ]
+            )
+        ),
+        range_config=span_range(first_span, last_span),
+    )
+    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
+    schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_path)
+    example_validator = tfx.components.ExampleValidator(
+        statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"]
+    )
+    anomaly_gate = AnomalyGate(anomalies=example_validator.outputs["anomalies"])
+    transform = tfx.components.Transform(
+        examples=example_gen.outputs["examples"],
+        schema=schema_gen.outputs["schema"],
+        preprocessing_fn=PREPROCESSING_FN,
+        disable_statistics=True,
+    )
+    transform.add_upstream_node(anomaly_gate)
+    trainer = tfx.components.Trainer(
+        run_fn=RUN_FN,
+        examples=transform.outputs["transformed_examples"],
+        transform_graph=transform.outputs["transform_graph"],
+        schema=schema_gen.outputs["schema"],
+        train_args=trainer_pb2.TrainArgs(num_steps=train_steps),
+        eval_args=trainer_pb2.EvalArgs(num_steps=eval_steps),
+        custom_config=trainer_config,
+    )
+    baseline = make_baseline_resolver(trainer.outputs["model"])
+    evaluator = tfx.components.Evaluator(
+        examples=example_gen.outputs["examples"],
+        model=trainer.outputs["model"],
+        baseline_model=baseline.outputs["model"],
+        eval_config=make_eval_config(auc_threshold, regression_tolerance),
+        example_splits=["eval"],
+    )
+    pusher = AtomicPusher(
+        model=trainer.outputs["model"],
+        model_blessing=evaluator.outputs["blessing"],
+        push_destination=pusher_pb2.PushDestination(
+            filesystem=pusher_pb2.PushDestination.Filesystem(base_directory=serving_dir)
+        ),
+    )
+    return tfx_pipeline.Pipeline(
+        pipeline_name=pipeline_name,
+        pipeline_root=pipeline_root,
+        components=[
+            example_gen,
+            statistics_gen,
+            schema_gen,
+            example_validator,
+            anomaly_gate,
+            transform,
+            trainer,
+            baseline,
+            evaluator,
+            pusher,
+        ],
+        enable_cache=enable_cache,
+        metadata_connection_config=metadata_connection_config,
+        beam_pipeline_args=list(beam_pipeline_args),
+    )
