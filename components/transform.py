@@ -51,7 +51,7 @@ def big_tipper_label(tips: tf.Tensor, fare: tf.Tensor) -> tf.Tensor:
     return tf.cast(big, tf.int64)
 
 
-def preprocessing_fn(inputs: dict) -> dict:
+def preprocessing_fn(inputs: dict, custom_config: dict | None = None) -> dict:
     """Map raw taxi features to model features (and the label, where `tips` is present).
 
     - heavy-tailed numerics: missing -> 0, log1p, z-score;
