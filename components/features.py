@@ -51,16 +51,22 @@ COORDINATE_FEATURES: tuple[str, ...] = (
     "dropoff_longitude",
 )
 COORDINATE_BUCKETS = 10
-# Categorical features, integer or string, mapped through a vocabulary with OOV buckets.
+# String categoricals: a vocabulary of the most frequent values plus OOV buckets.
+VOCABULARY_FEATURES: tuple[str, ...] = ("payment_type", "company")
+# Integer codes with a known closed range (the schema's int_domain must agree; a test checks):
+# id 0 = missing, 1..n = the value's position in the range, n + 1 = out of range. No analyzer
+# needed, and a code never seen in training still gets an id of its own.
+INTEGER_CATEGORICAL_RANGES: dict[str, tuple[int, int]] = {
+    "trip_start_hour": (0, 23),
+    "trip_start_day": (1, 7),
+    "trip_start_month": (1, 12),
+    "pickup_community_area": (1, 77),
+    "dropoff_community_area": (1, 77),
+}
+# Integer codes from a huge sparse range (census tracts): hashed into buckets, 0 = missing.
+HASHED_FEATURES: dict[str, int] = {"dropoff_census_tract": 256}
 CATEGORICAL_FEATURES: tuple[str, ...] = (
-    "payment_type",
-    "company",
-    "trip_start_hour",
-    "trip_start_day",
-    "trip_start_month",
-    "pickup_community_area",
-    "dropoff_community_area",
-    "dropoff_census_tract",
+    VOCABULARY_FEATURES + tuple(INTEGER_CATEGORICAL_RANGES) + tuple(HASHED_FEATURES)
 )
 OOV_BUCKETS = 1
 # Keep the vocabularies bounded: rare values share the OOV bucket.
@@ -82,6 +88,12 @@ def transformed_name(key: str) -> str:
 def bucketized_name(key: str) -> str:
     """Name of the bucketized Transform output for coordinate `key`."""
     return f"{key}_bucket_xf"
+
+
+def integer_id_count(key: str) -> int:
+    """Number of ids of integer categorical `key`: missing, each value of its range, out of range."""
+    low, high = INTEGER_CATEGORICAL_RANGES[key]
+    return high - low + 3
 
 
 def vocabulary_name(key: str) -> str:

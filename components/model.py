@@ -18,7 +18,7 @@ class ModelConfig:
 
     hidden_units: tuple[int, ...] = (256, 128, 64)
     embedding_dim: int = 8
-    dropout: float = 0.1
+    dropout: float = 0.3
     learning_rate: float = 1e-3
 
     def __post_init__(self):
@@ -41,17 +41,33 @@ def categorical_cardinalities(vocabulary_sizes: dict[str, int]) -> dict[str, int
     Returns:
         transformed input name -> id count (vocabulary + OOV buckets, or bucket count).
     """
-    missing = [k for k in features.CATEGORICAL_FEATURES if k not in vocabulary_sizes]
+    missing = [k for k in features.VOCABULARY_FEATURES if k not in vocabulary_sizes]
     if missing:
         raise ValueError(f"no vocabulary size for categorical features {missing}")
     sizes = {
         features.transformed_name(k): vocabulary_sizes[k] + features.OOV_BUCKETS
-        for k in features.CATEGORICAL_FEATURES
+        for k in features.VOCABULARY_FEATURES
     }
+    sizes.update({features.transformed_name(k): features.integer_id_count(k) for k in features.INTEGER_CATEGORICAL_RANGES})
+    sizes.update({features.transformed_name(k): n + 1 for k, n in features.HASHED_FEATURES.items()})
     sizes.update(
         {features.bucketized_name(k): features.COORDINATE_BUCKETS for k in features.COORDINATE_FEATURES}
     )
     return sizes
+
+
+def skip_autograph_for_tf_keras() -> None:
+    """Tell AutoGraph not to convert `tf_keras` code, as TensorFlow already does for `keras`.
+
+    TensorFlow's conversion rules exempt the `keras` package, but TFX 1.16 runs the split-out
+    `tf_keras` package (TF_USE_LEGACY_KERAS=1), which the rules miss: the first `fit` then
+    spends ~20 s of a 2-core machine converting Keras's own (graph-safe) code. Idempotent.
+    """
+    from tensorflow.python.autograph.core import config as autograph_config
+
+    rule = autograph_config.DoNotConvert("tf_keras")
+    if not any(getattr(r, "_prefix", None) == "tf_keras" for r in autograph_config.CONVERSION_RULES):
+        autograph_config.CONVERSION_RULES = (rule,) + tuple(autograph_config.CONVERSION_RULES)
 
 
 def build_model(cardinalities: dict[str, int], config: ModelConfig = ModelConfig()) -> tf.keras.Model:
@@ -65,6 +81,7 @@ def build_model(cardinalities: dict[str, int], config: ModelConfig = ModelConfig
         A compiled model taking a dict of [batch] tensors keyed by transformed feature name and
         returning probabilities of shape [batch, 1].
     """
+    skip_autograph_for_tf_keras()
     inputs, parts = {}, []
     for name in features.dense_float_features():
         inputs[name] = tf.keras.Input(shape=(), name=name, dtype=tf.float32)

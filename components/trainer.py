@@ -27,7 +27,7 @@ EXAMPLES_INPUT = "examples"
 EPOCHS_KEY = "epochs"
 BATCH_SIZE_KEY = "batch_size"
 MODEL_CONFIG_KEY = "model"
-DEFAULT_EPOCHS = 8
+DEFAULT_EPOCHS = 4
 DEFAULT_BATCH_SIZE = 128
 
 
@@ -38,22 +38,27 @@ def make_dataset(
     shuffle: bool,
     seed: int | None = None,
 ) -> tf.data.Dataset:
-    """Transformed examples -> (features, label[batch, 1]) batches.
+    """Raw examples -> Transform graph -> (features, label[batch, 1]) batches.
 
-    Order matters: parse once and `cache` the parsed examples (so later epochs skip I/O and
-    parsing), then `shuffle` (after the cache, so each epoch gets a new order), then `batch`,
-    then `prefetch` last (so the next batch is ready while the model trains on this one).
+    Transform does not materialize transformed examples (writing them cost more than
+    applying the graph here); the model trains on the output of the very graph it serves with.
+
+    Order matters: parse and transform once and `cache` the result (so later epochs skip I/O,
+    parsing and the Transform graph), then `shuffle` (after the cache, so each epoch gets a new
+    order), then `batch`, then `prefetch` last (so the next batch is ready while the model
+    trains on this one).
     """
-    spec = tf_transform_output.transformed_feature_spec()
+    raw_spec = tf_transform_output.raw_feature_spec()
+    transform_layer = tf_transform_output.transform_features_layer()
     files = tf.io.gfile.glob(file_pattern) if isinstance(file_pattern, str) else [
         f for pattern in file_pattern for f in tf.io.gfile.glob(pattern)
     ]
     if not files:
-        raise ValueError(f"no transformed examples match {file_pattern}")
+        raise ValueError(f"no examples match {file_pattern}")
     dataset = (
         tf.data.TFRecordDataset(files, compression_type="GZIP")
         .batch(1024)
-        .map(lambda records: tf.io.parse_example(records, spec), num_parallel_calls=tf.data.AUTOTUNE)
+        .map(lambda records: transform_layer(tf.io.parse_example(records, raw_spec)))
         .unbatch()
         .map(_split_label)
         .cache()
@@ -116,7 +121,7 @@ def vocabulary_sizes(tf_transform_output: tft.TFTransformOutput) -> dict[str, in
     """Raw categorical key -> size of the vocabulary Transform computed for it."""
     return {
         key: tf_transform_output.vocabulary_size_by_name(features.vocabulary_name(key))
-        for key in features.CATEGORICAL_FEATURES
+        for key in features.VOCABULARY_FEATURES
     }
 
 

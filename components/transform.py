@@ -51,13 +51,31 @@ def big_tipper_label(tips: tf.Tensor, fare: tf.Tensor) -> tf.Tensor:
     return tf.cast(big, tf.int64)
 
 
+def integer_ids(x: tf.Tensor | tf.SparseTensor, low: int, high: int) -> tf.Tensor:
+    """Ids for an integer code in [low, high]: 0 missing, 1..n in range, n + 1 out of range."""
+    missing = tf.constant(low - 1, tf.int64)
+    value = _dense(_map_values(x, lambda v: tf.cast(v, tf.int64)), default=missing)
+    in_range = tf.logical_and(value >= low, value <= high)
+    ids = tf.where(in_range, value - low + 1, tf.cast(high - low + 2, tf.int64))
+    return tf.where(tf.equal(value, missing), tf.zeros_like(ids), ids)
+
+
+def hashed_ids(x: tf.Tensor | tf.SparseTensor, buckets: int) -> tf.Tensor:
+    """Ids for a code from a huge range: 0 missing, else 1 + a hash bucket in [0, buckets)."""
+    text = _dense(_map_values(x, tf.strings.as_string), default="")
+    ids = tf.strings.to_hash_bucket_fast(text, buckets) + 1
+    return tf.where(tf.equal(text, ""), tf.zeros_like(ids), ids)
+
+
 def preprocessing_fn(inputs: dict, custom_config: dict | None = None) -> dict:
     """Map raw taxi features to model features (and the label, where `tips` is present).
 
     - heavy-tailed numerics: missing -> 0, log1p, z-score;
     - coordinates: missing -> mean, z-score, and a 10-quantile bucket id;
-    - categoricals (strings and integer codes): vocabulary of the top values plus OOV buckets,
-      missing -> its own token, unseen -> an OOV bucket;
+    - string categoricals: vocabulary of the top values plus OOV buckets, missing -> its own
+      token, unseen -> an OOV bucket;
+    - integer codes of a known range: fixed ids (missing and out-of-range get ids of their own);
+    - census tracts: hashed into buckets (0 = missing);
     - label: big tipper, from `tips` and `fare` (only in TRAINING data; absent at serving).
     """
     outputs = {}
@@ -72,16 +90,19 @@ def preprocessing_fn(inputs: dict, custom_config: dict | None = None) -> dict:
             filled, num_buckets=features.COORDINATE_BUCKETS
         )
 
-    for key in features.CATEGORICAL_FEATURES:
-        raw = inputs[key]
-        if raw.dtype != tf.string:
-            raw = _map_values(raw, tf.strings.as_string)
+    for key in features.VOCABULARY_FEATURES:
         outputs[features.transformed_name(key)] = tft.compute_and_apply_vocabulary(
-            _dense(raw, default=MISSING_CATEGORY),
+            _dense(inputs[key], default=MISSING_CATEGORY),
             top_k=features.VOCAB_TOP_K,
             num_oov_buckets=features.OOV_BUCKETS,
             vocab_filename=features.vocabulary_name(key),
         )
+
+    for key, (low, high) in features.INTEGER_CATEGORICAL_RANGES.items():
+        outputs[features.transformed_name(key)] = integer_ids(inputs[key], low, high)
+
+    for key, buckets in features.HASHED_FEATURES.items():
+        outputs[features.transformed_name(key)] = hashed_ids(inputs[key], buckets)
 
     if features.TIPS_KEY in inputs:
         tips = _dense(_as_float(inputs[features.TIPS_KEY]), default=0.0)

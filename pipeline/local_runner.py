@@ -13,6 +13,7 @@ from tfx.orchestration import metadata  # noqa: E402
 from tfx.orchestration.local.local_dag_runner import LocalDagRunner  # noqa: E402
 
 from components import trainer  # noqa: E402
+from components.version import code_fingerprint  # noqa: E402
 from data import embedded  # noqa: E402
 from pipeline.config import PipelineConfig  # noqa: E402
 from pipeline.pipeline import create_pipeline  # noqa: E402
@@ -53,6 +54,7 @@ def build(config: PipelineConfig, schema_path: Path = SCHEMA_PATH):
         train_steps=config.train_steps,
         eval_steps=config.eval_steps,
         trainer_config={trainer.EPOCHS_KEY: config.epochs, trainer.BATCH_SIZE_KEY: config.batch_size},
+        code_version=code_fingerprint(),
         auc_threshold=config.auc_threshold,
         regression_tolerance=config.regression_tolerance,
         beam_pipeline_args=list(config.beam_args),
@@ -60,9 +62,14 @@ def build(config: PipelineConfig, schema_path: Path = SCHEMA_PATH):
     )
 
 
+def run_pipeline(tfx_pipeline) -> None:
+    """Run a built pipeline to completion with LocalDagRunner (raises if a component fails)."""
+    LocalDagRunner().run(tfx_pipeline)
+
+
 def run(config: PipelineConfig) -> None:
-    """Run the pipeline for `config` to completion (raises if a component fails)."""
-    LocalDagRunner().run(build(config))
+    """Build and run the pipeline for `config`."""
+    run_pipeline(build(config))
 
 
 def remove_root(config: PipelineConfig) -> None:

@@ -1,0 +1,264 @@
+"""What a run did, read back from ML Metadata (the record of every run), and its text summary.
+
+The summary is built from the store, not from what the process happened to observe, so it
+says the same thing for a run that just finished and for one inspected later.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+
+from ml_metadata.metadata_store import metadata_store
+from ml_metadata.proto import metadata_store_pb2
+from tfx.orchestration import metadata
+
+RUN_CONTEXT_TYPE = "pipeline_run"
+NODE_CONTEXT_TYPE = "node"
+STATE_NAMES = {
+    metadata_store_pb2.Execution.COMPLETE: "ran",
+    metadata_store_pb2.Execution.CACHED: "cached",
+    metadata_store_pb2.Execution.FAILED: "failed",
+    metadata_store_pb2.Execution.RUNNING: "running",
+    metadata_store_pb2.Execution.CANCELED: "canceled",
+}
+# Metric names as TFMA writes them, and how the summary labels them.
+HEADLINE_METRICS = (
+    ("example_count", "trips"),
+    ("auc", "AUC"),
+    ("binary_accuracy", "accuracy"),
+    ("auc_pr", "AUC-PR"),
+    ("precision", "precision"),
+    ("recall", "recall"),
+    ("calibration", "calibration"),
+)
+# A slice's AUC is only ranked when it has this many trips of each class: an AUC over three
+# big tippers among 3,000 cash trips says nothing about the model.
+MIN_CLASS_TRIPS = 20
+
+
+@dataclasses.dataclass
+class NodeRun:
+    """One component's execution in a run."""
+
+    node_id: str
+    state: str
+    seconds: float
+    outputs: dict[str, list[metadata_store_pb2.Artifact]]
+
+
+@dataclasses.dataclass
+class RunReport:
+    """Everything the summary prints about one pipeline run."""
+
+    run_id: str
+    nodes: list[NodeRun]
+    overall: dict[str, float]
+    slices: list[tuple[str, dict[str, float]]]
+    blessed: bool | None
+    reasons: list[str]
+    pushed_version: str | None
+    pushed_path: str | None
+    spans: str | None
+
+    def node(self, node_id: str) -> NodeRun | None:
+        return next((n for n in self.nodes if n.node_id == node_id), None)
+
+    @property
+    def pushed_new_version(self) -> bool:
+        """True when this run's Pusher actually ran and pushed (not a cached earlier push)."""
+        pusher = self._pusher()
+        return bool(self.pushed_version) and pusher is not None and pusher.state == "ran"
+
+    def _pusher(self) -> NodeRun | None:
+        return next((n for n in self.nodes if "pushed_model" in n.outputs), None)
+
+
+def open_store(metadata_path: str | Path) -> metadata_store.MetadataStore:
+    """The SQLite ML Metadata store of a run root (read only in spirit: nothing is written)."""
+    path = Path(metadata_path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no ML Metadata store at {path}: has the pipeline run under this root?")
+    return metadata_store.MetadataStore(metadata.sqlite_metadata_connection_config(str(path)))
+
+
+def latest_run_id(store: metadata_store.MetadataStore) -> str | None:
+    """Name of the newest pipeline_run context, or None when the store holds no run."""
+    runs = store.get_contexts_by_type(RUN_CONTEXT_TYPE)
+    if not runs:
+        return None
+    return max(runs, key=lambda c: (c.create_time_since_epoch, c.id)).name
+
+
+def node_runs(store: metadata_store.MetadataStore, run_id: str) -> list[NodeRun]:
+    """The executions of run `run_id`, in the order they started, with their output artifacts."""
+    context = store.get_context_by_type_and_name(RUN_CONTEXT_TYPE, run_id)
+    if context is None:
+        raise KeyError(f"no pipeline run {run_id!r} in the metadata store")
+    executions = sorted(store.get_executions_by_context(context.id), key=lambda e: (e.create_time_since_epoch, e.id))
+    events = store.get_events_by_execution_ids([e.id for e in executions])
+    artifact_ids = {e.artifact_id for e in events if e.type == metadata_store_pb2.Event.OUTPUT}
+    artifacts = {a.id: a for a in store.get_artifacts_by_id(list(artifact_ids))} if artifact_ids else {}
+    result = []
+    for execution in executions:
+        node_context = next(
+            (c for c in store.get_contexts_by_execution(execution.id) if c.type == NODE_CONTEXT_TYPE), None
+        )
+        node_id = node_context.name.split(".", 1)[-1] if node_context else str(execution.id)
+        outputs: dict[str, list] = {}
+        for event in events:
+            if event.execution_id == execution.id and event.type == metadata_store_pb2.Event.OUTPUT:
+                key = event.path.steps[0].key if event.path.steps else "?"
+                outputs.setdefault(key, []).append(artifacts[event.artifact_id])
+        seconds = (execution.last_update_time_since_epoch - execution.create_time_since_epoch) / 1000.0
+        state = STATE_NAMES.get(execution.last_known_state, "unknown")
+        result.append(NodeRun(node_id=node_id, state=state, seconds=seconds, outputs=outputs))
+    return result
+
+
+def _candidate_metrics(metrics_for_slice) -> dict[str, float]:
+    """Metric name -> value of the candidate model (not the baseline, not the diff)."""
+    values = {}
+    for item in metrics_for_slice.metric_keys_and_values:
+        key = item.key
+        if key.is_diff or key.model_name not in ("", "candidate"):
+            continue
+        if item.value.HasField("double_value"):
+            values[key.name] = item.value.double_value.value
+    return values
+
+
+def _slice_name(slice_key) -> str:
+    parts = []
+    for single in slice_key.single_slice_keys:
+        kind = single.WhichOneof("kind")
+        value = getattr(single, kind) if kind else ""
+        if isinstance(value, bytes):
+            value = value.decode()
+        parts.append(f"{single.column}={value}")
+    return ", ".join(parts) or "overall"
+
+
+def evaluation_metrics(evaluation_uri: str) -> tuple[dict[str, float], list[tuple[str, dict[str, float]]]]:
+    """(overall metrics, [(slice name, metrics)]) from a ModelEvaluation artifact's folder."""
+    import tensorflow_model_analysis as tfma  # Heavy; only needed when there is an evaluation.
+
+    overall, slices = {}, []
+    for metrics_for_slice in tfma.load_metrics(evaluation_uri):
+        name = _slice_name(metrics_for_slice.slice_key)
+        values = _candidate_metrics(metrics_for_slice)
+        if name == "overall":
+            overall = values
+        else:
+            slices.append((name, values))
+    return overall, slices
+
+
+def blessing_reasons(evaluation_uri: str) -> list[str]:
+    """One line per failed threshold (empty when validation passed)."""
+    import tensorflow_model_analysis as tfma
+
+    result = tfma.load_validation_result(evaluation_uri)
+    reasons = []
+    for per_slice in result.metric_validations_per_slice:
+        for failure in per_slice.failures:
+            reasons.append(
+                f"{_slice_name(per_slice.slice_key)}: {failure.metric_key.name}"
+                f"{' change vs baseline' if failure.metric_key.is_diff else ''} = "
+                f"{failure.metric_value.double_value.value:.4f} fails {_threshold_text(failure.metric_threshold)}"
+            )
+    for missing in result.missing_slices:
+        reasons.append(f"slice {missing} has no data")
+    return reasons
+
+
+def _threshold_text(threshold) -> str:
+    if threshold.HasField("value_threshold"):
+        bound = threshold.value_threshold
+        parts = []
+        if bound.HasField("lower_bound"):
+            parts.append(f">= {bound.lower_bound.value}")
+        if bound.HasField("upper_bound"):
+            parts.append(f"<= {bound.upper_bound.value}")
+        return "required " + " and ".join(parts)
+    if threshold.HasField("change_threshold"):
+        change = threshold.change_threshold
+        return f"allowed change {change.absolute.value:+} (absolute)"
+    return str(threshold).replace("\n", " ")
+
+
+def load_report(metadata_path: str | Path, run_id: str | None = None) -> RunReport:
+    """Read run `run_id` (default: the newest) from the store under a run root."""
+    store = open_store(metadata_path)
+    run_id = run_id or latest_run_id(store)
+    if run_id is None:
+        raise KeyError(f"the metadata store {metadata_path} holds no pipeline run")
+    nodes = node_runs(store, run_id)
+    report = RunReport(
+        run_id=run_id, nodes=nodes, overall={}, slices=[], blessed=None, reasons=[],
+        pushed_version=None, pushed_path=None, spans=None,
+    )
+    for node in nodes:
+        for example in node.outputs.get("examples", []):
+            if "spans" in example.custom_properties:
+                report.spans = example.custom_properties["spans"].string_value
+        for evaluation in node.outputs.get("evaluation", []):
+            report.overall, report.slices = evaluation_metrics(evaluation.uri)
+            report.reasons = blessing_reasons(evaluation.uri)
+        for blessing in node.outputs.get("blessing", []):
+            report.blessed = blessing.custom_properties["blessed"].int_value == 1
+        for pushed in node.outputs.get("pushed_model", []):
+            props = pushed.custom_properties
+            if props.get("pushed") is not None and props["pushed"].int_value == 1:
+                report.pushed_version = props["pushed_version"].string_value
+                report.pushed_path = props["pushed_destination"].string_value
+    return report
+
+
+def weakest_slices(report: RunReport, count: int = 5) -> list[tuple[str, dict[str, float]]]:
+    """The `count` slices with the lowest AUC among those with MIN_CLASS_TRIPS of each class."""
+
+    def ranked(metrics: dict[str, float]) -> bool:
+        trips, mean_label = metrics.get("example_count", 0), metrics.get("mean_label", math.nan)
+        positives = trips * mean_label
+        return not math.isnan(metrics.get("auc", math.nan)) and min(positives, trips - positives) >= MIN_CLASS_TRIPS
+
+    return sorted((item for item in report.slices if ranked(item[1])), key=lambda item: item[1]["auc"])[:count]
+
+
+def _metrics_line(values: dict[str, float]) -> str:
+    parts = []
+    for name, label in HEADLINE_METRICS:
+        if name in values:
+            value = values[name]
+            parts.append(f"{label} {int(value)}" if name == "example_count" else f"{label} {value:.4f}")
+    return ", ".join(parts)
+
+
+def format_report(report: RunReport) -> str:
+    """The end-of-run summary: components, metrics, weakest slices, blessing, push."""
+    lines = [f"Run {report.run_id}" + (f" on spans {report.spans}" if report.spans else "")]
+    for node in report.nodes:
+        lines.append(f"  {node.node_id:<32} {node.state:<7} {node.seconds:7.1f} s")
+    if report.overall:
+        lines.append(f"Eval split, overall: {_metrics_line(report.overall)}")
+        weakest = weakest_slices(report)
+        if weakest:
+            lines.append(f"Weakest slices by AUC (of those with >= {MIN_CLASS_TRIPS} trips of each class):")
+            lines.extend(f"  {name:<28} {_metrics_line(values)}" for name, values in weakest)
+    if report.blessed is not None:
+        if report.blessed:
+            lines.append("Blessed: yes (every threshold met)")
+        else:
+            lines.append("Blessed: no")
+            lines.extend(f"  - {reason}" for reason in report.reasons or ["(no threshold failure recorded)"])
+    if report.pushed_version and report.pushed_new_version:
+        lines.append(f"Pushed: version {report.pushed_version} -> {report.pushed_path}")
+    elif report.pushed_version:
+        lines.append(
+            f"Pushed: nothing new (cached run); serving version {report.pushed_version} at {report.pushed_path}"
+        )
+    elif report.blessed is not None:
+        lines.append("Pushed: nothing (the model was not blessed)")
+    return "\n".join(lines)
