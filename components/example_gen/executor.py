@@ -12,6 +12,7 @@ from tfx.types import standard_component_specs
 from tfx.utils import io_utils
 from tfx_bsl.coders import csv_decoder
 
+from components.anomaly_gate.executor import DataAnomalyError
 from components.example_gen.driver import PATTERN_SEPARATOR
 
 
@@ -43,8 +44,10 @@ class _WindowCsvToExample(beam.PTransform):
             if names != column_names:
                 missing = sorted(set(column_names) - set(names))
                 extra = sorted(set(names) - set(column_names))
-                raise RuntimeError(
-                    f"{path} has a different header from {self._files[0]}: missing {missing}, extra {extra}"
+                raise DataAnomalyError(
+                    f"span file {path} has a different header from {self._files[0]}: "
+                    f"missing columns {missing}, extra columns {extra}; the run stops before any "
+                    "statistics and nothing is pushed"
                 )
         # Reuses TFX's own CSV readers (private names, pinned by the lock file).
         lines = (

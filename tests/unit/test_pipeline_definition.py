@@ -1,0 +1,60 @@
+"""create_pipeline(): the DAG's shape, the gates' wiring and the evaluation config."""
+
+import tensorflow_model_analysis as tfma
+
+from components.version import code_fingerprint
+from pipeline import local_runner
+from pipeline.config import PipelineConfig
+from pipeline.pipeline import CODE_VERSION_KEY, make_eval_config
+
+EXPECTED_ORDER = [
+    "ImportSchemaGen", "SpanWindowCsvExampleGen", "StatisticsGen", "ExampleValidator", "AnomalyGate",
+    "Transform", "Trainer", "latest_blessed_model_resolver", "Evaluator", "AtomicPusher",
+]
+
+
+def test_dag_order_and_gate_wiring(tmp_path):
+    pipeline = local_runner.build(PipelineConfig(root=tmp_path))
+    ids = [c.id for c in pipeline.components]  # topologically sorted by TFX
+    assert sorted(ids) == sorted(EXPECTED_ORDER)
+    assert ids.index("AnomalyGate") < ids.index("Transform")
+    by_id = {c.id: c for c in pipeline.components}
+    assert by_id["AnomalyGate"] in by_id["Transform"].upstream_nodes
+    assert by_id["Evaluator"] in by_id["AtomicPusher"].upstream_nodes
+    fingerprint = code_fingerprint()
+    assert by_id["Transform"].exec_properties["custom_config"]
+    assert fingerprint in by_id["Transform"].exec_properties["custom_config"]
+    assert fingerprint in by_id["Trainer"].exec_properties["custom_config"]
+    assert CODE_VERSION_KEY in by_id["Trainer"].exec_properties["custom_config"]
+
+
+def test_thresholds_apply_to_the_overall_slice_only():
+    config = make_eval_config(auc_threshold=0.93, regression_tolerance=0.02)
+    metrics = {m.class_name: m for m in config.metrics_specs[0].metrics if not m.config}
+    auc = metrics["AUC"]
+    assert not auc.HasField("threshold")
+    (per_slice,) = auc.per_slice_thresholds
+    assert list(per_slice.slicing_specs) == [tfma.SlicingSpec()]
+    assert per_slice.threshold.value_threshold.lower_bound.value == 0.93
+    assert per_slice.threshold.change_threshold.absolute.value == -0.02
+    slices = [list(s.feature_keys) for s in config.slicing_specs]
+    assert slices == [[], ["payment_type"], ["trip_start_hour"], ["trip_start_day"]]
+    names = {m.class_name for m in config.metrics_specs[0].metrics}
+    assert {"ExampleCount", "BinaryAccuracy", "AUC", "Precision", "Recall", "Calibration"} <= names
+
+
+def test_code_fingerprint_follows_the_source(tmp_path):
+    (tmp_path / "a.py").write_text("x = 1\n")
+    before = code_fingerprint(tmp_path)
+    assert code_fingerprint(tmp_path) == before
+    (tmp_path / "a.py").write_text("x = 2\n")
+    assert code_fingerprint(tmp_path) != before
+
+
+def test_schema_is_staged_by_content(tmp_path):
+    schema = tmp_path / "schema.pbtxt"
+    schema.write_text("feature { name: 'a' type: INT }\n")
+    first = local_runner.stage_schema(schema, tmp_path / "staged")
+    assert local_runner.stage_schema(schema, tmp_path / "staged") == first
+    schema.write_text("feature { name: 'b' type: INT }\n")
+    assert local_runner.stage_schema(schema, tmp_path / "staged") != first

@@ -1,0 +1,50 @@
+"""The span window of the ExampleGen driver: all, static range or rolling, with clear errors."""
+
+import pytest
+from tfx.proto import range_config_pb2
+
+from components.example_gen.driver import SpanWindowError, available_spans, select_window
+from pipeline.pipeline import span_range
+
+
+def static(start, end):
+    return range_config_pb2.RangeConfig(
+        static_range=range_config_pb2.StaticRange(start_span_number=start, end_span_number=end)
+    )
+
+
+def test_available_spans_parses_folder_numbers(tmp_path):
+    for span in (1, 2, 10):
+        (tmp_path / f"span-{span}").mkdir()
+        (tmp_path / f"span-{span}" / "data.csv").write_text("x\n")
+    (tmp_path / "span-x").mkdir()
+    (tmp_path / "span-3").mkdir()  # no CSV: not a span
+    assert available_spans(str(tmp_path), "span-{SPAN}/*.csv") == [1, 2, 10]
+
+
+def test_pattern_needs_exactly_one_span_placeholder(tmp_path):
+    with pytest.raises(SpanWindowError, match="exactly once"):
+        available_spans(str(tmp_path), "span/*.csv")
+
+
+def test_window_kinds():
+    spans = [1, 2, 3, 5, 8]
+    assert select_window(spans, None) == spans
+    assert select_window(spans, static(2, 5)) == [2, 3, 5]
+    rolling = range_config_pb2.RangeConfig(rolling_range=range_config_pb2.RollingRange(num_spans=2))
+    assert select_window(spans, rolling) == [5, 8]
+
+
+def test_empty_window_names_the_available_spans():
+    with pytest.raises(SpanWindowError, match=r"available spans: \[1, 2\]"):
+        select_window([1, 2], static(5, 6))
+    with pytest.raises(SpanWindowError, match="after its end"):
+        select_window([1, 2], static(3, 1))
+
+
+def test_span_range_from_cli_values():
+    assert span_range(None, None) is None
+    window = span_range(3, None)
+    assert window.static_range.start_span_number == 3
+    assert select_window([1, 2, 3, 4], window) == [3, 4]
+    assert select_window([1, 2, 3, 4], span_range(None, 2)) == [1, 2]
