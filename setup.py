@@ -12,8 +12,20 @@ setup(
     version="0.1.0",
     description="TFX pipeline on the Chicago taxi sample that refuses to push a silently broken model",
     python_requires=">=3.9,<3.11",
-    packages=find_packages(include=["pipeline", "pipeline.*", "components", "components.*",
-                                    "data", "data.*", "schemas", "schemas.*", "kubeflow", "kubeflow.*"]),
+    packages=find_packages(
+        include=[
+            "pipeline",
+            "pipeline.*",
+            "components",
+            "components.*",
+            "data",
+            "data.*",
+            "schemas",
+            "schemas.*",
+            "kubeflow",
+            "kubeflow.*",
+        ]
+    ),
     package_data={"schemas": ["*.pbtxt"]},
     install_requires=["tfx==1.16.0", "tensorflow==2.16.2", "tf-keras==2.16.0"],
     entry_points={"console_scripts": ["taxi-pipeline=pipeline.__main__:main"]},

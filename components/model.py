@@ -48,7 +48,12 @@ def categorical_cardinalities(vocabulary_sizes: dict[str, int]) -> dict[str, int
         features.transformed_name(k): vocabulary_sizes[k] + features.OOV_BUCKETS
         for k in features.VOCABULARY_FEATURES
     }
-    sizes.update({features.transformed_name(k): features.integer_id_count(k) for k in features.INTEGER_CATEGORICAL_RANGES})
+    sizes.update(
+        {
+            features.transformed_name(k): features.integer_id_count(k)
+            for k in features.INTEGER_CATEGORICAL_RANGES
+        }
+    )
     sizes.update({features.transformed_name(k): n + 1 for k, n in features.HASHED_FEATURES.items()})
     sizes.update(
         {features.bucketized_name(k): features.COORDINATE_BUCKETS for k in features.COORDINATE_FEATURES}

@@ -50,9 +50,11 @@ def make_dataset(
     """
     raw_spec = tf_transform_output.raw_feature_spec()
     transform_layer = tf_transform_output.transform_features_layer()
-    files = tf.io.gfile.glob(file_pattern) if isinstance(file_pattern, str) else [
-        f for pattern in file_pattern for f in tf.io.gfile.glob(pattern)
-    ]
+    files = (
+        tf.io.gfile.glob(file_pattern)
+        if isinstance(file_pattern, str)
+        else [f for pattern in file_pattern for f in tf.io.gfile.glob(pattern)]
+    )
     if not files:
         raise ValueError(f"no examples match {file_pattern}")
     dataset = (
@@ -130,9 +132,9 @@ def run_fn(fn_args: FnArgs) -> None:
     custom = fn_args.custom_config or {}
     epochs = int(custom.get(EPOCHS_KEY, DEFAULT_EPOCHS))
     batch_size = int(custom.get(BATCH_SIZE_KEY, DEFAULT_BATCH_SIZE))
-    model_config = ModelConfig(**{
-        k: tuple(v) if isinstance(v, list) else v for k, v in custom.get(MODEL_CONFIG_KEY, {}).items()
-    })
+    model_config = ModelConfig(
+        **{k: tuple(v) if isinstance(v, list) else v for k, v in custom.get(MODEL_CONFIG_KEY, {}).items()}
+    )
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
 
     strategy = choose_strategy()

@@ -34,9 +34,7 @@ def taxi_sample_path() -> Path:
 
     path = Path(tfx.__file__).parent / "examples/chicago_taxi_pipeline/data/simple/data.csv"
     if not path.is_file():
-        raise DataError(
-            f"the taxi sample is not where tfx {tfx.__version__} should ship it: {path}"
-        )
+        raise DataError(f"the taxi sample is not where tfx {tfx.__version__} should ship it: {path}")
     return path
 
 

@@ -31,13 +31,26 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--eval-steps", type=int, default=PipelineConfig.eval_steps)
     run.add_argument("--epochs", type=int, default=PipelineConfig.epochs)
     run.add_argument("--batch-size", type=int, default=PipelineConfig.batch_size)
-    run.add_argument("--auc-threshold", type=float, default=PipelineConfig.auc_threshold,
-                     help="overall AUC a model must reach to be pushed")
-    run.add_argument("--regression-tolerance", type=float, default=PipelineConfig.regression_tolerance,
-                     help="largest AUC drop against the last blessed model that still pushes")
-    run.add_argument("--beam-arg", action="append", default=None, metavar="--OPTION=VALUE",
-                     help="Beam pipeline option, repeatable; replaces the in-memory default "
-                          f"({' '.join(DEFAULT_BEAM_ARGS)})")
+    run.add_argument(
+        "--auc-threshold",
+        type=float,
+        default=PipelineConfig.auc_threshold,
+        help="overall AUC a model must reach to be pushed",
+    )
+    run.add_argument(
+        "--regression-tolerance",
+        type=float,
+        default=PipelineConfig.regression_tolerance,
+        help="largest AUC drop against the last blessed model that still pushes",
+    )
+    run.add_argument(
+        "--beam-arg",
+        action="append",
+        default=None,
+        metavar="--OPTION=VALUE",
+        help="Beam pipeline option, repeatable; replaces the in-memory default "
+        f"({' '.join(DEFAULT_BEAM_ARGS)})",
+    )
     run.add_argument("--verbose", action="store_true", help="show TFX's INFO logs")
     report = commands.add_parser("report", help="summarise the newest run under a root")
     report.add_argument("--root", default=str(DEFAULT_ROOT))

@@ -70,7 +70,9 @@ class PipelineConfig:
         if not 0.0 <= self.auc_threshold <= 1.0:
             raise ConfigError(f"auc_threshold must be within [0, 1], got {self.auc_threshold!r}")
         if not 0.0 <= self.regression_tolerance <= 1.0:
-            raise ConfigError(f"regression_tolerance must be within [0, 1], got {self.regression_tolerance!r}")
+            raise ConfigError(
+                f"regression_tolerance must be within [0, 1], got {self.regression_tolerance!r}"
+            )
         for name in ("pipeline_name", "model_name"):
             value = getattr(self, name)
             if not value or not all(c.isalnum() or c in "_-" for c in value):

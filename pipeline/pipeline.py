@@ -32,7 +32,8 @@ def span_range(first_span: int | None, last_span: int | None) -> range_config_pb
         return None
     return range_config_pb2.RangeConfig(
         static_range=range_config_pb2.StaticRange(
-            start_span_number=first_span or 0, end_span_number=last_span if last_span is not None else 2**31 - 1
+            start_span_number=first_span or 0,
+            end_span_number=last_span if last_span is not None else 2**31 - 1,
         )
     )
 
@@ -56,7 +57,9 @@ def make_eval_config(auc_threshold: float, regression_tolerance: float) -> tfma.
         tfma.MetricConfig(
             class_name="AUC",
             per_slice_thresholds=[
-                tfma.PerSliceMetricThreshold(slicing_specs=[tfma.SlicingSpec()], threshold=auc_threshold_config)
+                tfma.PerSliceMetricThreshold(
+                    slicing_specs=[tfma.SlicingSpec()], threshold=auc_threshold_config
+                )
             ],
         ),
         tfma.MetricConfig(class_name="AUC", config='{"curve": "PR", "name": "auc_pr"}'),
@@ -114,8 +117,10 @@ def create_pipeline(
         data_root: folder holding `span-<k>/*.csv`.
         schema_path: the curated schema (.pbtxt).
         serving_dir: TF Serving model base path; pushed versions go below it.
-        first_span, last_span: the span window, inclusive; None for the oldest/newest available.
-        train_steps, eval_steps: Trainer step counts.
+        first_span: oldest span of the window; None for the oldest available.
+        last_span: newest span of the window (inclusive); None for the newest available.
+        train_steps: Trainer training steps.
+        eval_steps: Trainer evaluation steps.
         trainer_config: Trainer custom_config (epochs, batch size, model hyper-parameters).
         code_version: fingerprint of the user code; a new value re-runs Transform and Trainer.
         auc_threshold: overall AUC the candidate must reach to be blessed.

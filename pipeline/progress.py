@@ -43,7 +43,9 @@ class ProgressHandler(logging.Handler):
             seconds = time.monotonic() - self.started
             self.done += 1
             self.outcomes[self.current] = (self.outcome, seconds)
-            self._print(f"[{self.done:>2}/{self.total}] {self.current:<32} {self.outcome:<7} {seconds:6.1f} s")
+            self._print(
+                f"[{self.done:>2}/{self.total}] {self.current:<32} {self.outcome:<7} {seconds:6.1f} s"
+            )
             self.current = None
 
     def _print(self, line: str) -> None:

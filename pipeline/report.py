@@ -96,7 +96,9 @@ def node_runs(store: metadata_store.MetadataStore, run_id: str) -> list[NodeRun]
     context = store.get_context_by_type_and_name(RUN_CONTEXT_TYPE, run_id)
     if context is None:
         raise KeyError(f"no pipeline run {run_id!r} in the metadata store")
-    executions = sorted(store.get_executions_by_context(context.id), key=lambda e: (e.create_time_since_epoch, e.id))
+    executions = sorted(
+        store.get_executions_by_context(context.id), key=lambda e: (e.create_time_since_epoch, e.id)
+    )
     events = store.get_events_by_execution_ids([e.id for e in executions])
     artifact_ids = {e.artifact_id for e in events if e.type == metadata_store_pb2.Event.OUTPUT}
     artifacts = {a.id: a for a in store.get_artifacts_by_id(list(artifact_ids))} if artifact_ids else {}
@@ -166,7 +168,8 @@ def blessing_reasons(evaluation_uri: str) -> list[str]:
             reasons.append(
                 f"{_slice_name(per_slice.slice_key)}: {failure.metric_key.name}"
                 f"{' change vs baseline' if failure.metric_key.is_diff else ''} = "
-                f"{failure.metric_value.double_value.value:.4f} fails {_threshold_text(failure.metric_threshold)}"
+                f"{failure.metric_value.double_value.value:.4f} "
+                f"fails {_threshold_text(failure.metric_threshold)}"
             )
     for missing in result.missing_slices:
         reasons.append(f"slice {missing} has no data")
@@ -196,8 +199,15 @@ def load_report(metadata_path: str | Path, run_id: str | None = None) -> RunRepo
         raise KeyError(f"the metadata store {metadata_path} holds no pipeline run")
     nodes = node_runs(store, run_id)
     report = RunReport(
-        run_id=run_id, nodes=nodes, overall={}, slices=[], blessed=None, reasons=[],
-        pushed_version=None, pushed_path=None, spans=None,
+        run_id=run_id,
+        nodes=nodes,
+        overall={},
+        slices=[],
+        blessed=None,
+        reasons=[],
+        pushed_version=None,
+        pushed_path=None,
+        spans=None,
     )
     for node in nodes:
         for example in node.outputs.get("examples", []):
@@ -222,9 +232,14 @@ def weakest_slices(report: RunReport, count: int = 5) -> list[tuple[str, dict[st
     def ranked(metrics: dict[str, float]) -> bool:
         trips, mean_label = metrics.get("example_count", 0), metrics.get("mean_label", math.nan)
         positives = trips * mean_label
-        return not math.isnan(metrics.get("auc", math.nan)) and min(positives, trips - positives) >= MIN_CLASS_TRIPS
+        return (
+            not math.isnan(metrics.get("auc", math.nan))
+            and min(positives, trips - positives) >= MIN_CLASS_TRIPS
+        )
 
-    return sorted((item for item in report.slices if ranked(item[1])), key=lambda item: item[1]["auc"])[:count]
+    return sorted((item for item in report.slices if ranked(item[1])), key=lambda item: item[1]["auc"])[
+        :count
+    ]
 
 
 def _metrics_line(values: dict[str, float]) -> str:
@@ -257,7 +272,8 @@ def format_report(report: RunReport) -> str:
         lines.append(f"Pushed: version {report.pushed_version} -> {report.pushed_path}")
     elif report.pushed_version:
         lines.append(
-            f"Pushed: nothing new (cached run); serving version {report.pushed_version} at {report.pushed_path}"
+            "Pushed: nothing new (cached run); serving version "
+            f"{report.pushed_version} at {report.pushed_path}"
         )
     elif report.blessed is not None:
         lines.append("Pushed: nothing (the model was not blessed)")

@@ -35,9 +35,7 @@ def describe_anomalies(anomalies_by_split: dict[str, anomalies_pb2.Anomalies]) -
     for split, anomalies in sorted(anomalies_by_split.items()):
         for feature, info in sorted(anomalies.anomaly_info.items()):
             for reason in info.reason or [None]:
-                kind = (
-                    anomalies_pb2.AnomalyInfo.Type.Name(reason.type) if reason else "UNKNOWN_TYPE"
-                )
+                kind = anomalies_pb2.AnomalyInfo.Type.Name(reason.type) if reason else "UNKNOWN_TYPE"
                 description = (reason.description if reason else "") or info.description
                 lines.append(f"[{split}] feature '{feature}': {kind}: {description}")
         if anomalies.HasField("dataset_anomaly_info"):
@@ -57,6 +55,5 @@ class Executor(base_executor.BaseExecutor):
         if lines:
             raise DataAnomalyError(
                 f"ExampleValidator found {len(lines)} anomal{'y' if len(lines) == 1 else 'ies'}; "
-                "the run stops before Transform and nothing is pushed:\n  "
-                + "\n  ".join(lines)
+                "the run stops before Transform and nothing is pushed:\n  " + "\n  ".join(lines)
             )

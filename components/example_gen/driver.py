@@ -56,9 +56,9 @@ def select_window(spans: list[int], range_config: range_config_pb2.RangeConfig |
             raise SpanWindowError(f"rolling_range.num_spans must be >= 1, got {rolling.num_spans}")
         window = [s for s in spans if s >= rolling.start_span_number][-rolling.num_spans :]
     if not window:
+        requested = proto_utils.proto_to_json(range_config) if range_config else "all"
         raise SpanWindowError(
-            f"no data for the requested spans ({proto_utils.proto_to_json(range_config) if range_config else 'all'});"
-            f" available spans: {spans or 'none'}"
+            f"no data for the requested spans ({requested}); available spans: {spans or 'none'}"
         )
     return window
 
@@ -74,7 +74,9 @@ class SpanWindowDriver(tfx_driver.FileBasedDriver):
         range_config = None
         if exec_properties.get(standard_component_specs.RANGE_CONFIG_KEY):
             range_config = range_config_pb2.RangeConfig()
-            proto_utils.json_to_proto(exec_properties[standard_component_specs.RANGE_CONFIG_KEY], range_config)
+            proto_utils.json_to_proto(
+                exec_properties[standard_component_specs.RANGE_CONFIG_KEY], range_config
+            )
 
         window = None
         fingerprints = []

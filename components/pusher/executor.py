@@ -59,9 +59,7 @@ class Executor(tfx_pusher_executor.Executor):
             self._MarkNotPushed(model_push)
             return
         destination = pusher_pb2.PushDestination()
-        proto_utils.json_to_proto(
-            exec_properties[standard_component_specs.PUSH_DESTINATION_KEY], destination
-        )
+        proto_utils.json_to_proto(exec_properties[standard_component_specs.PUSH_DESTINATION_KEY], destination)
         if destination.WhichOneof("destination") != "filesystem":
             raise ValueError("AtomicPusher pushes to a filesystem destination only")
         base = destination.filesystem.base_directory

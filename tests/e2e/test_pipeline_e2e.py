@@ -28,8 +28,16 @@ from pipeline.report import load_report
 pytestmark = pytest.mark.e2e
 
 ALL_NODES = {
-    "ImportSchemaGen", "SpanWindowCsvExampleGen", "StatisticsGen", "ExampleValidator", "AnomalyGate",
-    "Transform", "Trainer", "latest_blessed_model_resolver", "Evaluator", "AtomicPusher",
+    "ImportSchemaGen",
+    "SpanWindowCsvExampleGen",
+    "StatisticsGen",
+    "ExampleValidator",
+    "AnomalyGate",
+    "Transform",
+    "Trainer",
+    "latest_blessed_model_resolver",
+    "Evaluator",
+    "AtomicPusher",
 }
 
 
@@ -52,7 +60,10 @@ def run_cli(root: Path, *extra: str) -> Outcome:
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         status = main(["run", "--root", str(root), *extra])
     return Outcome(
-        status, out.getvalue(), err.getvalue(), serving_versions(root),
+        status,
+        out.getvalue(),
+        err.getvalue(),
+        serving_versions(root),
         load_report(PipelineConfig(root=root).metadata_path),
     )
 

@@ -33,7 +33,9 @@ def unexpected_payment_type() -> anomalies_pb2.Anomalies:
 
 
 def test_clean_data_passes(tmp_path):
-    artifact = anomalies_artifact(tmp_path, {"train": anomalies_pb2.Anomalies(), "eval": anomalies_pb2.Anomalies()})
+    artifact = anomalies_artifact(
+        tmp_path, {"train": anomalies_pb2.Anomalies(), "eval": anomalies_pb2.Anomalies()}
+    )
     Executor().Do({spec.ANOMALIES_KEY: [artifact]}, {}, {})
 
 

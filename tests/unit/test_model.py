@@ -14,7 +14,9 @@ def batch(n: int) -> dict:
     cardinalities = categorical_cardinalities(VOCABULARY_SIZES)
     rng = np.random.default_rng(0)
     data = {name: tf.constant(rng.normal(size=n), tf.float32) for name in features.dense_float_features()}
-    data.update({name: tf.constant(rng.integers(0, c, size=n), tf.int64) for name, c in cardinalities.items()})
+    data.update(
+        {name: tf.constant(rng.integers(0, c, size=n), tf.int64) for name, c in cardinalities.items()}
+    )
     return data
 
 
@@ -51,7 +53,9 @@ def test_model_inputs_are_rank_one():
 def test_model_learns_a_simple_rule():
     """Minimum functionality: the label is fare > 0; a few epochs must separate it."""
     tf.keras.utils.set_random_seed(0)
-    model = build_model(categorical_cardinalities(VOCABULARY_SIZES), ModelConfig(hidden_units=(16,), dropout=0.0))
+    model = build_model(
+        categorical_cardinalities(VOCABULARY_SIZES), ModelConfig(hidden_units=(16,), dropout=0.0)
+    )
     data = batch(512)
     label = tf.cast(data[features.transformed_name("fare")] > 0, tf.float32)[:, None]
     model.fit(data, label, epochs=30, batch_size=64, verbose=0)

@@ -8,8 +8,16 @@ from pipeline.config import PipelineConfig
 from pipeline.pipeline import CODE_VERSION_KEY, make_eval_config
 
 EXPECTED_ORDER = [
-    "ImportSchemaGen", "SpanWindowCsvExampleGen", "StatisticsGen", "ExampleValidator", "AnomalyGate",
-    "Transform", "Trainer", "latest_blessed_model_resolver", "Evaluator", "AtomicPusher",
+    "ImportSchemaGen",
+    "SpanWindowCsvExampleGen",
+    "StatisticsGen",
+    "ExampleValidator",
+    "AnomalyGate",
+    "Transform",
+    "Trainer",
+    "latest_blessed_model_resolver",
+    "Evaluator",
+    "AtomicPusher",
 ]
 
 

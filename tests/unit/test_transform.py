@@ -21,17 +21,30 @@ FEATURE_SPEC = schema_utils.schema_as_feature_spec(SCHEMA).feature_spec
 def row(**overrides):
     """A complete raw trip; optional (VarLen) features are lists, `[]` meaning missing."""
     values = {
-        "trip_start_month": 5, "trip_start_hour": 14, "trip_start_day": 3,
-        "trip_start_timestamp": 1400000000, "pickup_community_area": 8, "dropoff_community_area": 32,
-        "pickup_census_tract": 17031081500, "dropoff_census_tract": 17031320100,
-        "fare": 10.0, "tips": 0.0, "trip_miles": 2.0, "trip_seconds": 600.0,
-        "pickup_latitude": 41.89, "pickup_longitude": -87.63, "dropoff_latitude": 41.88,
-        "dropoff_longitude": -87.62, "payment_type": b"Cash", "company": b"Taxi Affiliation Services",
+        "trip_start_month": 5,
+        "trip_start_hour": 14,
+        "trip_start_day": 3,
+        "trip_start_timestamp": 1400000000,
+        "pickup_community_area": 8,
+        "dropoff_community_area": 32,
+        "pickup_census_tract": 17031081500,
+        "dropoff_census_tract": 17031320100,
+        "fare": 10.0,
+        "tips": 0.0,
+        "trip_miles": 2.0,
+        "trip_seconds": 600.0,
+        "pickup_latitude": 41.89,
+        "pickup_longitude": -87.63,
+        "dropoff_latitude": 41.88,
+        "dropoff_longitude": -87.62,
+        "payment_type": b"Cash",
+        "company": b"Taxi Affiliation Services",
     }
     values.update(overrides)
     return {
         key: (value if isinstance(value, list) else [value])
-        if isinstance(FEATURE_SPEC[key], tf.io.VarLenFeature) else value
+        if isinstance(FEATURE_SPEC[key], tf.io.VarLenFeature)
+        else value
         for key, value in values.items()
     }
 
@@ -39,8 +52,8 @@ def row(**overrides):
 TRAIN_ROWS = [
     row(fare=10.0, tips=3.0, payment_type=b"Credit Card"),  # big tipper: 3 > 2
     row(fare=10.0, tips=2.0, payment_type=b"Credit Card"),  # exactly 20%: not big
-    row(fare=0.0, tips=1.0),                                 # fare 0: never big
-    row(fare=[], tips=5.0, company=[]),                      # fare and company missing
+    row(fare=0.0, tips=1.0),  # fare 0: never big
+    row(fare=[], tips=5.0, company=[]),  # fare and company missing
     row(fare=20.0, tips=0.0, trip_start_hour=23, pickup_community_area=[], dropoff_census_tract=[]),
     row(fare=40.0, tips=9.0, payment_type=b"Credit Card", pickup_latitude=[], trip_start_hour=0),
 ]
