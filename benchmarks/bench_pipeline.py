@@ -169,9 +169,13 @@ def main() -> None:
             shutil.rmtree(reference, ignore_errors=True)
             print(f"[{i + 1}/{args.repeat}] TFX taxi_pipeline_native_keras, cold ...", flush=True)
             run = measure([python, "-c", REFERENCE_RUNNER, str(reference)], work / f"reference-{i}.log")
-            run.update(components=component_seconds(reference / "metadata" / "metadata.db"), root=str(reference))
+            run.update(
+                components=component_seconds(reference / "metadata" / "metadata.db"), root=str(reference)
+            )
             results["reference"].append(run)
-            print(f"    {run['wall_s']:.1f} s, peak {run['peak_mib']:.0f} MiB, exit {run['status']}", flush=True)
+            print(
+                f"    {run['wall_s']:.1f} s, peak {run['peak_mib']:.0f} MiB, exit {run['status']}", flush=True
+            )
 
     for name, key in (("ours", "probabilities"), ("reference", "outputs")):
         for run in results[name]:

@@ -116,7 +116,9 @@ def serving_signatures(model: tf.keras.Model, tf_transform_output: tft.TFTransfo
 def export_model(model: tf.keras.Model, tf_transform_output: tft.TFTransformOutput, path: str) -> None:
     """Save `model` as a SavedModel with the serving signatures (the Transform graph included)."""
     signatures = serving_signatures(model, tf_transform_output)
-    model.save(path, save_format="tf", signatures=signatures)
+    # Consumers load the signatures (tf.saved_model.load), never Keras layer call traces:
+    # skipping those traces saves a few seconds per export.
+    model.save(path, save_format="tf", signatures=signatures, save_traces=False)
 
 
 def vocabulary_sizes(tf_transform_output: tft.TFTransformOutput) -> dict[str, int]:
@@ -150,6 +152,7 @@ def run_fn(fn_args: FnArgs) -> None:
         epochs=epochs,
         steps_per_epoch=steps_per_epoch,
         validation_data=evaluation,
+        validation_freq=epochs,  # Once, at the end: the Evaluator does the real evaluation.
         verbose=2,
     )
     export_model(model, tf_transform_output, fn_args.serving_model_dir)

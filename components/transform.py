@@ -36,12 +36,21 @@ def _present_values(x: tf.Tensor | tf.SparseTensor) -> tf.Tensor:
     return x.values if isinstance(x, tf.SparseTensor) else tf.reshape(x, [-1])
 
 
-def _fill_with_mean(x: tf.Tensor | tf.SparseTensor) -> tf.Tensor:
-    """Dense float tensor with missing values replaced by the mean of the present ones."""
+def _coordinate_features(x: tf.Tensor | tf.SparseTensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """(z-score, bucket id) of a coordinate; a missing value counts as the mean.
+
+    Every statistic (mean, variance, quantiles) is taken over the present values only, in
+    the same analysis pass: nothing here waits for another analyzer's result, so Transform
+    runs one analysis phase, not two.
+    """
     x = _as_float(x)
-    mean = tft.mean(_present_values(x))
-    filled = _dense(x, default=float("nan"))
-    return tf.where(tf.math.is_nan(filled), mean, filled)
+    present = _present_values(x)
+    mean, variance = tft.mean(present), tft.var(present)
+    dense = _dense(x, default=float("nan"))
+    filled = tf.where(tf.math.is_nan(dense), mean, dense)
+    z_score = tf.math.divide_no_nan(filled - mean, tf.sqrt(variance))
+    boundaries = tft.quantiles(present, num_buckets=features.COORDINATE_BUCKETS, epsilon=0.01)
+    return z_score, tft.apply_buckets(filled, boundaries)
 
 
 def big_tipper_label(tips: tf.Tensor, fare: tf.Tensor) -> tf.Tensor:
@@ -84,11 +93,9 @@ def preprocessing_fn(inputs: dict, custom_config: dict | None = None) -> dict:
         outputs[features.transformed_name(key)] = tft.scale_to_z_score(tf.math.log1p(value))
 
     for key in features.COORDINATE_FEATURES:
-        filled = _fill_with_mean(inputs[key])
-        outputs[features.transformed_name(key)] = tft.scale_to_z_score(filled)
-        outputs[features.bucketized_name(key)] = tft.bucketize(
-            filled, num_buckets=features.COORDINATE_BUCKETS
-        )
+        z_score, bucket = _coordinate_features(inputs[key])
+        outputs[features.transformed_name(key)] = z_score
+        outputs[features.bucketized_name(key)] = bucket
 
     for key in features.VOCABULARY_FEATURES:
         outputs[features.transformed_name(key)] = tft.compute_and_apply_vocabulary(

@@ -36,6 +36,32 @@ def stage_schema(schema_path: Path, staging_dir: Path) -> Path:
     return target
 
 
+# Beam options that tell a runner which Python code its workers need.
+DEPENDENCY_FLAGS = (
+    "--extra_package",
+    "--extra_packages",
+    "--setup_file",
+    "--requirements_file",
+    "--sdk_container_image",
+    "--worker_harness_container_image",
+)
+SETUP_FILE = Path(__file__).resolve().parent.parent / "setup.py"
+
+
+def with_dependency_flags(beam_args: tuple[str, ...] | list[str]) -> list[str]:
+    """Add `--setup_file=<this project>` unless the Beam args already say how to ship code.
+
+    Without one of these flags, every Beam-based TFX component re-packages the whole installed
+    TFX into an sdist before it starts (2-3 s each, five times a run), for a package the
+    DirectRunner never uses and that would lack this project's own code on a remote runner.
+    This project's setup.py is what a remote runner's workers actually need.
+    """
+    args = list(beam_args)
+    if SETUP_FILE.is_file() and not any(a.split("=")[0] in DEPENDENCY_FLAGS for a in args):
+        args.append(f"--setup_file={SETUP_FILE}")
+    return args
+
+
 def build(config: PipelineConfig, schema_path: Path = SCHEMA_PATH):
     """Prepare the run root and return the pipeline for `config`."""
     if config.uses_embedded_data:
@@ -57,7 +83,7 @@ def build(config: PipelineConfig, schema_path: Path = SCHEMA_PATH):
         code_version=code_fingerprint(),
         auc_threshold=config.auc_threshold,
         regression_tolerance=config.regression_tolerance,
-        beam_pipeline_args=list(config.beam_args),
+        beam_pipeline_args=with_dependency_flags(config.beam_args),
         metadata_connection_config=metadata.sqlite_metadata_connection_config(str(config.metadata_path)),
     )
 

@@ -56,13 +56,16 @@ def make_eval_config(auc_threshold: float, regression_tolerance: float) -> tfma.
         tfma.MetricConfig(class_name="BinaryAccuracy"),
         tfma.MetricConfig(
             class_name="AUC",
+            config='{"num_thresholds": 1000}',
             per_slice_thresholds=[
                 tfma.PerSliceMetricThreshold(
                     slicing_specs=[tfma.SlicingSpec()], threshold=auc_threshold_config
                 )
             ],
         ),
-        tfma.MetricConfig(class_name="AUC", config='{"curve": "PR", "name": "auc_pr"}'),
+        tfma.MetricConfig(
+            class_name="AUC", config='{"curve": "PR", "name": "auc_pr", "num_thresholds": 1000}'
+        ),
         tfma.MetricConfig(class_name="Precision"),
         tfma.MetricConfig(class_name="Recall"),
         tfma.MetricConfig(class_name="Calibration"),
@@ -72,6 +75,9 @@ def make_eval_config(auc_threshold: float, regression_tolerance: float) -> tfma.
     return tfma.EvalConfig(
         model_specs=[
             tfma.ModelSpec(
+                # Evaluate through the exported signatures (tf.saved_model.load), as a server
+                # sees the model; also spares TFMA a full Keras load just to detect the type.
+                model_type=tfma.TF_GENERIC,
                 signature_name="serving_default",
                 label_key=LABEL_KEY,
                 # The label is computed by the Transform graph (from tips and fare).
