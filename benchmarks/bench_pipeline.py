@@ -130,7 +130,6 @@ def score(metadata_path: Path, output_key: str) -> dict[str, float]:
 
 def auc(labels, scores) -> float:
     """Area under the ROC curve by the rank-sum formula (ties get average ranks)."""
-    import numpy as np
     from scipy.stats import rankdata
 
     ranks = rankdata(scores)
