@@ -61,18 +61,28 @@ def categorical_cardinalities(vocabulary_sizes: dict[str, int]) -> dict[str, int
     return sizes
 
 
-def skip_autograph_for_tf_keras() -> None:
-    """Tell AutoGraph not to convert `tf_keras` code, as TensorFlow already does for `keras`.
+# Packages whose code runs in graphs without AutoGraph's help (tf_keras: as `keras` did when
+# TensorFlow's rules exempted it; tensorflow_transform: it disables AutoGraph in its own
+# tracing), but that TensorFlow's conversion rules do not exempt.
+GRAPH_SAFE_PACKAGES = ("tf_keras", "tensorflow_transform")
 
-    TensorFlow's conversion rules exempt the `keras` package, but TFX 1.16 runs the split-out
-    `tf_keras` package (TF_USE_LEGACY_KERAS=1), which the rules miss: the first `fit` then
-    spends ~20 s of a 2-core machine converting Keras's own (graph-safe) code. Idempotent.
+
+def skip_autograph_for_graph_safe_packages() -> None:
+    """Tell AutoGraph not to convert `GRAPH_SAFE_PACKAGES`, as TensorFlow does for `keras`.
+
+    TFX 1.16 runs the split-out `tf_keras` package (TF_USE_LEGACY_KERAS=1), which TensorFlow's
+    rules miss: the first `fit` then spends ~20 s of a 2-core machine converting Keras's own
+    code, and tracing the Transform layer inside `Dataset.map` another ~5 s converting
+    tensorflow_transform's. Idempotent.
     """
     from tensorflow.python.autograph.core import config as autograph_config
 
-    rule = autograph_config.DoNotConvert("tf_keras")
-    if not any(getattr(r, "_prefix", None) == "tf_keras" for r in autograph_config.CONVERSION_RULES):
-        autograph_config.CONVERSION_RULES = (rule,) + tuple(autograph_config.CONVERSION_RULES)
+    present = {getattr(rule, "_prefix", None) for rule in autograph_config.CONVERSION_RULES}
+    missing = tuple(
+        autograph_config.DoNotConvert(package) for package in GRAPH_SAFE_PACKAGES if package not in present
+    )
+    if missing:
+        autograph_config.CONVERSION_RULES = missing + tuple(autograph_config.CONVERSION_RULES)
 
 
 def build_model(cardinalities: dict[str, int], config: ModelConfig = ModelConfig()) -> tf.keras.Model:
@@ -86,7 +96,7 @@ def build_model(cardinalities: dict[str, int], config: ModelConfig = ModelConfig
         A compiled model taking a dict of [batch] tensors keyed by transformed feature name and
         returning probabilities of shape [batch, 1].
     """
-    skip_autograph_for_tf_keras()
+    skip_autograph_for_graph_safe_packages()
     inputs, parts = {}, []
     for name in features.dense_float_features():
         inputs[name] = tf.keras.Input(shape=(), name=name, dtype=tf.float32)

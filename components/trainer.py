@@ -14,7 +14,12 @@ import tensorflow_transform as tft
 from tfx.components.trainer.fn_args_utils import FnArgs
 
 from components import features
-from components.model import ModelConfig, build_model, categorical_cardinalities
+from components.model import (
+    ModelConfig,
+    build_model,
+    categorical_cardinalities,
+    skip_autograph_for_graph_safe_packages,
+)
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +53,7 @@ def make_dataset(
     order), then `batch`, then `prefetch` last (so the next batch is ready while the model
     trains on this one).
     """
+    skip_autograph_for_graph_safe_packages()
     raw_spec = tf_transform_output.raw_feature_spec()
     transform_layer = tf_transform_output.transform_features_layer()
     files = (

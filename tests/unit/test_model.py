@@ -76,3 +76,20 @@ def test_model_learns_a_simple_rule():
 def test_bad_model_config_is_named(kwargs, message):
     with pytest.raises(ValueError, match=message):
         ModelConfig(**kwargs)
+
+
+def test_autograph_leaves_graph_safe_packages_alone():
+    import types
+
+    from tensorflow.python.autograph.core import config as autograph_config
+    from tensorflow.python.autograph.core.config_lib import Action
+
+    from components.model import GRAPH_SAFE_PACKAGES, skip_autograph_for_graph_safe_packages
+
+    skip_autograph_for_graph_safe_packages()
+    skip_autograph_for_graph_safe_packages()  # idempotent
+    prefixes = [getattr(rule, "_prefix", None) for rule in autograph_config.CONVERSION_RULES]
+    for package in GRAPH_SAFE_PACKAGES:
+        assert prefixes.count(package) == 1
+        rule = next(r for r in autograph_config.CONVERSION_RULES if getattr(r, "_prefix", None) == package)
+        assert rule.get_action(types.ModuleType(f"{package}.src.layers")) == Action.DO_NOT_CONVERT

@@ -38,8 +38,9 @@ def test_dag_order_and_gate_wiring(tmp_path):
 
 def test_thresholds_apply_to_the_overall_slice_only():
     config = make_eval_config(auc_threshold=0.93, regression_tolerance=0.02)
-    metrics = {m.class_name: m for m in config.metrics_specs[0].metrics if not m.config}
-    auc = metrics["AUC"]
+    (auc,) = [
+        m for m in config.metrics_specs[0].metrics if m.class_name == "AUC" and "auc_pr" not in m.config
+    ]
     assert not auc.HasField("threshold")
     (per_slice,) = auc.per_slice_thresholds
     assert list(per_slice.slicing_specs) == [tfma.SlicingSpec()]
