@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
+import sys
 from pathlib import Path
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # Must precede the first TensorFlow import.
@@ -88,9 +90,26 @@ def build(config: PipelineConfig, schema_path: Path = SCHEMA_PATH):
     )
 
 
+@contextlib.contextmanager
+def _program_name_only_argv():
+    """Hide the host program's arguments from TFX while a pipeline runs.
+
+    TFX's Beam executors parse `sys.argv + beam_args` as absl flags (b/174174381), so a host
+    argument that absl knows swallows the next Beam option: under `pytest -v`, `-v` is absl's
+    `--verbosity` and the run fails with "flag --verbosity=--direct_running_mode=...".
+    """
+    saved = sys.argv
+    sys.argv = saved[:1]
+    try:
+        yield
+    finally:
+        sys.argv = saved
+
+
 def run_pipeline(tfx_pipeline) -> None:
     """Run a built pipeline to completion with LocalDagRunner (raises if a component fails)."""
-    LocalDagRunner().run(tfx_pipeline)
+    with _program_name_only_argv():
+        LocalDagRunner().run(tfx_pipeline)
 
 
 def run(config: PipelineConfig) -> None:

@@ -38,9 +38,9 @@ def test_dag_order_and_gate_wiring(tmp_path):
 
 def test_thresholds_apply_to_the_overall_slice_only():
     config = make_eval_config(auc_threshold=0.93, regression_tolerance=0.02)
-    (auc,) = [
+    (auc,) = (
         m for m in config.metrics_specs[0].metrics if m.class_name == "AUC" and "auc_pr" not in m.config
-    ]
+    )
     assert not auc.HasField("threshold")
     (per_slice,) = auc.per_slice_thresholds
     assert list(per_slice.slicing_specs) == [tfma.SlicingSpec()]
@@ -67,3 +67,14 @@ def test_schema_is_staged_by_content(tmp_path):
     assert local_runner.stage_schema(schema, tmp_path / "staged") == first
     schema.write_text("feature { name: 'b' type: INT }\n")
     assert local_runner.stage_schema(schema, tmp_path / "staged") != first
+
+
+def test_host_arguments_are_hidden_from_tfx_flag_parsing(monkeypatch):
+    import sys
+
+    seen = []
+    monkeypatch.setattr(sys, "argv", ["pytest", "-v", "-x"])
+    monkeypatch.setattr(local_runner.LocalDagRunner, "run", lambda self, p: seen.append(list(sys.argv)))
+    local_runner.run_pipeline(object())
+    assert seen == [["pytest"]]
+    assert sys.argv == ["pytest", "-v", "-x"]
