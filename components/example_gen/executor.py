@@ -12,6 +12,7 @@ from tfx.types import standard_component_specs
 from tfx.utils import io_utils
 from tfx_bsl.coders import csv_decoder
 
+from components import features
 from components.anomaly_gate.executor import DataAnomalyError
 from components.example_gen.driver import PATTERN_SEPARATOR
 
@@ -30,8 +31,9 @@ def match_files(input_base: str, split_pattern: str) -> list[str]:
 class _WindowCsvToExample(beam.PTransform):
     """Like TFX's `_CsvToExample`, but over several patterns; the headers must all agree.
 
-    Column types are inferred over the whole window, so a column that happens to hold only
-    whole numbers in one span keeps the type the other spans give it.
+    Column types come from `components.features` when it knows every column; otherwise they
+    are inferred over the whole window, so a column that happens to hold only whole numbers
+    in one span keeps the type the other spans give it.
     """
 
     def __init__(self, exec_properties: dict, split_pattern: str):
@@ -57,12 +59,29 @@ class _WindowCsvToExample(beam.PTransform):
             | "ParseCSVLine" >> beam.ParDo(csv_decoder.ParseCSVLine(delimiter=","))
             | "ExtractParsedCSVLines" >> beam.Keys()
         )
+        known = known_column_infos(column_names)
+        if known is not None:
+            return lines | "ToTFExample" >> beam.ParDo(csv_executor._ParsedCsvToTfExample(), known)
         column_infos = beam.pvalue.AsSingleton(
             lines
             | "InferColumnTypes"
             >> beam.CombineGlobally(csv_decoder.ColumnTypeInferrer(column_names, skip_blank_lines=True))
         )
         return lines | "ToTFExample" >> beam.ParDo(csv_executor._ParsedCsvToTfExample(), column_infos)
+
+
+def known_column_infos(column_names: list[str]) -> list[csv_decoder.ColumnInfo] | None:
+    """Column types from `components.features` when it knows every column, else None (infer).
+
+    Known types skip a whole inference pass over the data, and a span whose fares happen to
+    be whole numbers is still read as FLOAT.
+    """
+    types = {c: csv_decoder.ColumnType.INT for c in features.RAW_INT_COLUMNS}
+    types.update({c: csv_decoder.ColumnType.FLOAT for c in features.RAW_FLOAT_COLUMNS})
+    types.update({c: csv_decoder.ColumnType.STRING for c in features.RAW_STRING_COLUMNS})
+    if not all(name in types for name in column_names):
+        return None
+    return [csv_decoder.ColumnInfo(name, types[name]) for name in column_names]
 
 
 class Executor(base_example_gen_executor.BaseExampleGenExecutor):

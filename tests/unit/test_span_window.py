@@ -48,3 +48,17 @@ def test_span_range_from_cli_values():
     assert window.static_range.start_span_number == 3
     assert select_window([1, 2, 3, 4], window) == [3, 4]
     assert select_window([1, 2, 3, 4], span_range(None, 2)) == [1, 2]
+
+
+def test_known_columns_get_their_types_and_unknown_ones_fall_back_to_inference():
+    from tfx_bsl.coders import csv_decoder
+
+    from components.example_gen.executor import known_column_infos
+
+    infos = known_column_infos(["fare", "trip_start_hour", "company"])
+    assert [(i.name, i.type) for i in infos] == [
+        ("fare", csv_decoder.ColumnType.FLOAT),
+        ("trip_start_hour", csv_decoder.ColumnType.INT),
+        ("company", csv_decoder.ColumnType.STRING),
+    ]
+    assert known_column_infos(["fare", "driver_rating"]) is None
