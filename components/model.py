@@ -19,7 +19,7 @@ class ModelConfig:
     hidden_units: tuple[int, ...] = (256, 128, 64)
     embedding_dim: int = 8
     dropout: float = 0.3
-    learning_rate: float = 1e-3
+    learning_rate: float = 5e-4
 
     def __post_init__(self):
         if not self.hidden_units or any(u < 1 for u in self.hidden_units):

@@ -32,8 +32,10 @@ EXAMPLES_INPUT = "examples"
 EPOCHS_KEY = "epochs"
 BATCH_SIZE_KEY = "batch_size"
 MODEL_CONFIG_KEY = "model"
-DEFAULT_EPOCHS = 4
+DEFAULT_EPOCHS = 5
 DEFAULT_BATCH_SIZE = 128
+# Fixed seed for weights, dropout and shuffling: a re-run on the same data trains the same model.
+SEED = 42
 
 
 def make_dataset(
@@ -144,10 +146,11 @@ def run_fn(fn_args: FnArgs) -> None:
         **{k: tuple(v) if isinstance(v, list) else v for k, v in custom.get(MODEL_CONFIG_KEY, {}).items()}
     )
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
+    tf.keras.utils.set_random_seed(SEED)
 
     strategy = choose_strategy()
     global_batch = batch_size * strategy.num_replicas_in_sync
-    train = make_dataset(fn_args.train_files, tf_transform_output, global_batch, shuffle=True, seed=42)
+    train = make_dataset(fn_args.train_files, tf_transform_output, global_batch, shuffle=True, seed=SEED)
     evaluation = make_dataset(fn_args.eval_files, tf_transform_output, global_batch, shuffle=False)
     with strategy.scope():
         model = build_model(categorical_cardinalities(vocabulary_sizes(tf_transform_output)), model_config)

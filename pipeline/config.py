@@ -40,9 +40,9 @@ class PipelineConfig:
     data_root: Path | None = None
     first_span: int | None = None
     last_span: int | None = None
-    train_steps: int = 320
+    train_steps: int = 400
     eval_steps: int = 100
-    epochs: int = 4
+    epochs: int = 5
     batch_size: int = 128
     auc_threshold: float = 0.90
     regression_tolerance: float = 0.01
