@@ -4,3 +4,17 @@ import os
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+# Every node of the DAG, in TFX's topological order (the unit test pins it; e2e runs expect it).
+PIPELINE_NODE_IDS = (
+    "ImportSchemaGen",
+    "SpanWindowCsvExampleGen",
+    "StatisticsGen",
+    "ExampleValidator",
+    "AnomalyGate",
+    "Transform",
+    "Trainer",
+    "latest_blessed_model_resolver",
+    "Evaluator",
+    "AtomicPusher",
+)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import PIPELINE_NODE_IDS
 
 from components import features
 from data import embedded
@@ -27,18 +28,7 @@ from pipeline.report import load_report
 
 pytestmark = pytest.mark.e2e
 
-ALL_NODES = {
-    "ImportSchemaGen",
-    "SpanWindowCsvExampleGen",
-    "StatisticsGen",
-    "ExampleValidator",
-    "AnomalyGate",
-    "Transform",
-    "Trainer",
-    "latest_blessed_model_resolver",
-    "Evaluator",
-    "AtomicPusher",
-}
+ALL_NODES = set(PIPELINE_NODE_IDS)
 
 
 @dataclasses.dataclass

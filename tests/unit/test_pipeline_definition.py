@@ -1,24 +1,14 @@
 """create_pipeline(): the DAG's shape, the gates' wiring and the evaluation config."""
 
 import tensorflow_model_analysis as tfma
+from conftest import PIPELINE_NODE_IDS
 
 from components.version import code_fingerprint
 from pipeline import local_runner
 from pipeline.config import PipelineConfig
 from pipeline.pipeline import CODE_VERSION_KEY, make_eval_config
 
-EXPECTED_ORDER = [
-    "ImportSchemaGen",
-    "SpanWindowCsvExampleGen",
-    "StatisticsGen",
-    "ExampleValidator",
-    "AnomalyGate",
-    "Transform",
-    "Trainer",
-    "latest_blessed_model_resolver",
-    "Evaluator",
-    "AtomicPusher",
-]
+EXPECTED_ORDER = list(PIPELINE_NODE_IDS)
 
 
 def test_dag_order_and_gate_wiring(tmp_path):
