@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import shutil
 import sys
 from pathlib import Path
 
@@ -115,8 +114,3 @@ def run_pipeline(tfx_pipeline) -> None:
 def run(config: PipelineConfig) -> None:
     """Build and run the pipeline for `config`."""
     run_pipeline(build(config))
-
-
-def remove_root(config: PipelineConfig) -> None:
-    """Delete everything a run root holds (used by benchmarks for cold runs)."""
-    shutil.rmtree(config.root, ignore_errors=True)

@@ -62,9 +62,6 @@ class RunReport:
     pushed_path: str | None
     spans: str | None
 
-    def node(self, node_id: str) -> NodeRun | None:
-        return next((n for n in self.nodes if n.node_id == node_id), None)
-
     @property
     def pushed_new_version(self) -> bool:
         """True when this run's Pusher actually ran and pushed (not a cached earlier push)."""
