@@ -10,6 +10,7 @@ import dataclasses
 import tensorflow as tf
 
 from components import features
+from components.contracts import ShapeContractModel
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,7 +112,8 @@ def build_model(cardinalities: dict[str, int], config: ModelConfig = ModelConfig
         if config.dropout:
             x = tf.keras.layers.Dropout(config.dropout, name=f"dropout_{i}")(x)
     output = tf.keras.layers.Dense(1, activation="sigmoid", name="probabilities")(x)
-    model = tf.keras.Model(inputs=inputs, outputs=output, name="big_tipper_dnn")
+    # Labels and predictions must both be (N, 1): checked at every train and test step.
+    model = ShapeContractModel(inputs=inputs, outputs=output, name="big_tipper_dnn")
     model.compile(
         optimizer=tf.keras.optimizers.Adam(config.learning_rate),
         loss=tf.keras.losses.BinaryCrossentropy(),
