@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 
 SERVING_SIGNATURE = "serving_default"
 TRANSFORM_SIGNATURE = "transform_features"
+# One named [None] input per raw feature (JSON clients), through the same Transform graph.
+RAW_SIGNATURE = "serving_raw"
 PREDICTION_KEY = "probabilities"
 EXAMPLES_INPUT = "examples"
 
@@ -95,10 +97,12 @@ def choose_strategy() -> tf.distribute.Strategy:
 
 
 def serving_signatures(model: tf.keras.Model, tf_transform_output: tft.TFTransformOutput) -> dict:
-    """The exported signatures: serialized tf.Examples -> probabilities, and -> Transform output.
+    """The exported signatures: examples -> probabilities, examples -> features, raw -> probabilities.
 
-    Both run the Transform graph saved by the Transform component, so serving computes
-    features with the very graph training used.
+    `serving_default` takes serialized tf.Examples, `transform_features` returns the Transform
+    output, `serving_raw` takes one named [None] tensor per raw feature. All run the
+    Transform graph saved by the Transform component, so serving computes features with the
+    very graph training used.
     """
     model.tft_layer = tf_transform_output.transform_features_layer()
     raw_spec = tf_transform_output.raw_feature_spec()
@@ -115,10 +119,55 @@ def serving_signatures(model: tf.keras.Model, tf_transform_output: tft.TFTransfo
     def transform_examples(examples):
         return model.tft_layer(tf.io.parse_example(examples, raw_spec))
 
+    raw_inputs = raw_input_specs(serving_spec)
+
+    @tf.function(input_signature=[raw_inputs])
+    def serve_raw(inputs):
+        transformed = model.tft_layer(raw_features_as_parsed(inputs, serving_spec))
+        return {PREDICTION_KEY: model({k: transformed[k] for k in input_names})}
+
     return {
         SERVING_SIGNATURE: serve_examples.get_concrete_function(),
         TRANSFORM_SIGNATURE: transform_examples.get_concrete_function(),
+        RAW_SIGNATURE: serve_raw.get_concrete_function(),
     }
+
+
+def raw_input_specs(serving_spec: dict) -> dict[str, tf.TensorSpec]:
+    """One [None] TensorSpec per raw serving feature, with the dtype the schema gives it.
+
+    The signature names every feature as a required input: a missing one is refused by name,
+    never defaulted.
+    """
+    return {name: tf.TensorSpec([None], spec.dtype, name=name) for name, spec in sorted(serving_spec.items())}
+
+
+def raw_features_as_parsed(inputs: dict[str, tf.Tensor], serving_spec: dict) -> dict:
+    """Dense [N] raw inputs -> what `tf.io.parse_example` would give (sparse for optional features).
+
+    Every feature must carry the same N: a batch-size mismatch fails naming the feature.
+    """
+    names = sorted(inputs)
+    batch = tf.shape(inputs[names[0]])[0]
+    parsed = {}
+    for name in names:
+        same_batch = tf.debugging.assert_equal(
+            tf.shape(inputs[name])[0],
+            batch,
+            message=f"raw feature '{name}' has a different batch size from '{names[0]}'",
+        )
+        with tf.control_dependencies([same_batch]):  # Checked before any use of the value.
+            value = tf.identity(inputs[name])
+        if isinstance(serving_spec[name], tf.io.VarLenFeature):
+            rows = tf.range(tf.shape(value, out_type=tf.int64)[0])
+            parsed[name] = tf.SparseTensor(
+                indices=tf.stack([rows, tf.zeros_like(rows)], axis=1),
+                values=value,
+                dense_shape=tf.stack([tf.shape(value, out_type=tf.int64)[0], tf.constant(1, tf.int64)]),
+            )
+        else:
+            parsed[name] = value
+    return parsed
 
 
 def export_model(model: tf.keras.Model, tf_transform_output: tft.TFTransformOutput, path: str) -> None:
