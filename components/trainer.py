@@ -145,19 +145,24 @@ def raw_input_specs(serving_spec: dict) -> dict[str, tf.TensorSpec]:
 def raw_features_as_parsed(inputs: dict[str, tf.Tensor], serving_spec: dict) -> dict:
     """Dense [N] raw inputs -> what `tf.io.parse_example` would give (sparse for optional features).
 
-    Every feature must carry the same N: a batch-size mismatch fails naming the feature.
+    Every feature must be rank 1 and carry the same N: a wrong rank or a batch-size mismatch
+    fails naming the feature.
     """
     names = sorted(inputs)
     batch = tf.shape(inputs[names[0]])[0]
     parsed = {}
     for name in names:
+        # A loaded signature does not enforce its TensorSpec shapes at call time: without this
+        # a [N, 1] or scalar input would reach the graph (and broadcast). The error reads
+        # "Shape of tensor <feature> [N,1] is not compatible with expected shape [?]".
+        checked = tf.ensure_shape(inputs[name], [None], name=name)
         same_batch = tf.debugging.assert_equal(
-            tf.shape(inputs[name])[0],
+            tf.shape(checked)[0],
             batch,
             message=f"raw feature '{name}' has a different batch size from '{names[0]}'",
         )
         with tf.control_dependencies([same_batch]):  # Checked before any use of the value.
-            value = tf.identity(inputs[name])
+            value = tf.identity(checked)
         if isinstance(serving_spec[name], tf.io.VarLenFeature):
             rows = tf.range(tf.shape(value, out_type=tf.int64)[0])
             parsed[name] = tf.SparseTensor(

@@ -236,21 +236,29 @@ def test_raw_signature_matches_the_examples_signature(served):
     np.testing.assert_allclose(raw, parsed, atol=1e-5)
 
 
-@pytest.mark.parametrize("mistake", ["missing", "batch"])
+@pytest.mark.parametrize("mistake", ["rank_2", "scalar", "missing", "batch"])
 def test_raw_signature_refuses_malformed_requests_naming_the_feature(served, mistake):
-    """A missing feature or a batch-size mismatch fails naming the feature, never defaults.
+    """A wrong rank, a missing feature or a batch-size mismatch fails naming the feature.
 
-    (Rank and dtype refusals with the feature named are issue 3's remaining work: a loaded
-    signature does not enforce its TensorSpec shapes at call time.)
+    (A wrong dtype is refused too, but TensorFlow names the input's position, not the
+    feature: issue 3's remaining work.)
     """
     import tensorflow as tf
 
     model, trips = served
     inputs = raw_inputs(trips)
-    if mistake == "missing":
+    if mistake == "rank_2":
+        inputs["fare"] = inputs["fare"][:, None]
+    elif mistake == "scalar":
+        inputs["fare"] = inputs["fare"][0]
+    elif mistake == "missing":
         del inputs["fare"]
     else:
         inputs["fare"] = inputs["fare"][:-1]
     with pytest.raises((TypeError, tf.errors.InvalidArgumentError)) as error:
         model.signatures["serving_raw"](**inputs)
     assert "fare" in str(error.value)
+    if mistake == "rank_2":
+        assert f"Shape of tensor fare [{len(trips)},1] is not compatible with expected shape [?]" in str(
+            error.value
+        )
