@@ -22,8 +22,6 @@ setup(
             "data.*",
             "schemas",
             "schemas.*",
-            "kubeflow",
-            "kubeflow.*",
         ]
     ),
     package_data={"schemas": ["*.pbtxt"]},

@@ -164,11 +164,12 @@ def raw_features_as_parsed(inputs: dict[str, tf.Tensor], serving_spec: dict) -> 
         with tf.control_dependencies([same_batch]):  # Checked before any use of the value.
             value = tf.identity(checked)
         if isinstance(serving_spec[name], tf.io.VarLenFeature):
-            rows = tf.range(tf.shape(value, out_type=tf.int64)[0])
+            size = tf.shape(value, out_type=tf.int64)[0]
+            rows = tf.range(size)
             parsed[name] = tf.SparseTensor(
                 indices=tf.stack([rows, tf.zeros_like(rows)], axis=1),
                 values=value,
-                dense_shape=tf.stack([tf.shape(value, out_type=tf.int64)[0], tf.constant(1, tf.int64)]),
+                dense_shape=tf.stack([size, tf.constant(1, tf.int64)]),
             )
         else:
             parsed[name] = value

@@ -29,7 +29,6 @@ class ProgressHandler(logging.Handler):
         self.current: str | None = None
         self.started = 0.0
         self.outcome = "ran"
-        self.outcomes: dict[str, tuple[str, float]] = {}
 
     def emit(self, record: logging.LogRecord) -> None:
         if record.msg == RUNNING:
@@ -42,7 +41,6 @@ class ProgressHandler(logging.Handler):
         elif record.msg == FINISHED and self.current is not None:
             seconds = time.monotonic() - self.started
             self.done += 1
-            self.outcomes[self.current] = (self.outcome, seconds)
             self._print(
                 f"[{self.done:>2}/{self.total}] {self.current:<32} {self.outcome:<7} {seconds:6.1f} s"
             )
