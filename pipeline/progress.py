@@ -11,6 +11,8 @@ import logging
 import sys
 import time
 
+from absl import logging as absl_logging
+
 RUNNING = "Component %s is running."
 FINISHED = "Component %s is finished."
 CACHED = "A cached execution %d is used."
@@ -62,8 +64,11 @@ class attach:  # noqa: N801 - used as a context manager, reads like a function.
         self.logger = logging.getLogger("absl")
 
     def __enter__(self) -> ProgressHandler:
-        self._saved = (self.logger.level, self.logger.propagate)
-        self.logger.setLevel(logging.INFO)
+        self._saved = (absl_logging.get_verbosity(), self.logger.propagate)
+        # Through absl's verbosity flag, not Logger.setLevel: TensorFlow's SavedModel code sets
+        # the flag to FATAL and back to its previous value while it saves, which would
+        # otherwise restore WARNING in the middle of a run and silence the progress lines.
+        absl_logging.set_verbosity(absl_logging.INFO)
         self.logger.addHandler(self.handler)
         if not self.verbose:
             self.logger.propagate = False
@@ -76,5 +81,5 @@ class attach:  # noqa: N801 - used as a context manager, reads like a function.
         self.logger.removeHandler(self.handler)
         if not self.verbose:
             self.logger.removeHandler(self._warnings)
-        self.logger.setLevel(self._saved[0])
+        absl_logging.set_verbosity(self._saved[0])
         self.logger.propagate = self._saved[1]
