@@ -6,6 +6,8 @@ names from here, so a renamed or added column is a one-line change.
 
 from __future__ import annotations
 
+import numpy as np
+
 # Raw CSV columns and the type each is written and parsed as. Integer columns are written
 # without a decimal point and float columns always with one, so that CsvExampleGen infers the
 # same type for every span (a span whose fares happen to be whole numbers would otherwise be
@@ -40,6 +42,13 @@ TIPS_KEY = "tips"
 # Label: a "big tipper" tips more than 20% of the fare (0 when the fare is 0 or missing).
 LABEL_KEY = "big_tipper"
 BIG_TIP_FRACTION = 0.2
+
+# How a raw-feature request (one dense [N] tensor per feature) marks a missing value, as a blank
+# CSV cell or an absent tf.Example feature would: "" for strings, NaN for floats, -1 for
+# integers (every integer column is a non-negative code or count).
+MISSING_STRING = ""
+MISSING_INT = -1
+MISSING_FLOAT = float("nan")
 
 # Heavy-tailed non-negative numerics: log1p, then z-score.
 LOG_NUMERIC_FEATURES: tuple[str, ...] = ("fare", "trip_miles", "trip_seconds")
@@ -78,6 +87,20 @@ EXCLUDED_FEATURES: tuple[str, ...] = (TIPS_KEY, TIMESTAMP_KEY, "pickup_census_tr
 
 # Columns to slice evaluation metrics by.
 SLICE_FEATURES: tuple[str, ...] = ("payment_type", "trip_start_hour", "trip_start_day")
+
+
+def big_tipper(tips: np.ndarray, fare: np.ndarray) -> np.ndarray:
+    """The label in NumPy, for checks outside TensorFlow (the serving gate's ground truth).
+
+    Same definition as `components.transform.big_tipper_label` (a test holds them together):
+    1 when tips exceed BIG_TIP_FRACTION of the fare, 0 when the fare is 0 or missing (NaN);
+    a missing tip counts as 0.
+    """
+    tips = np.nan_to_num(np.asarray(tips, dtype=np.float32), nan=0.0)
+    fare = np.asarray(fare, dtype=np.float32)
+    with np.errstate(invalid="ignore"):
+        big = (fare > 0) & (tips > np.float32(BIG_TIP_FRACTION) * fare)
+    return big.astype(np.int64)
 
 
 def transformed_name(key: str) -> str:

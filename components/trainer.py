@@ -20,15 +20,16 @@ from components.model import (
     categorical_cardinalities,
     skip_autograph_for_graph_safe_packages,
 )
+from components.serving import (
+    EXAMPLES_INPUT,
+    PREDICTION_KEY,
+    RAW_SIGNATURE,
+    SERVING_SIGNATURE,
+    TRANSFORM_SIGNATURE,
+)
 
 log = logging.getLogger(__name__)
 
-SERVING_SIGNATURE = "serving_default"
-TRANSFORM_SIGNATURE = "transform_features"
-# One named [None] input per raw feature (JSON clients), through the same Transform graph.
-RAW_SIGNATURE = "serving_raw"
-PREDICTION_KEY = "probabilities"
-EXAMPLES_INPUT = "examples"
 
 # Keys of Trainer's custom_config this module understands.
 EPOCHS_KEY = "epochs"
@@ -146,7 +147,10 @@ def raw_features_as_parsed(inputs: dict[str, tf.Tensor], serving_spec: dict) -> 
     """Dense [N] raw inputs -> what `tf.io.parse_example` would give (sparse for optional features).
 
     Every feature must be rank 1 and carry the same N: a wrong rank or a batch-size mismatch
-    fails naming the feature.
+    fails naming the feature. A value equal to the feature's missing marker ("" for strings,
+    NaN for floats, -1 for integers: see `features.MISSING_*`) becomes an absent value, exactly
+    as a blank CSV cell or an absent tf.Example feature does, so both signatures agree on
+    every row.
     """
     names = sorted(inputs)
     batch = tf.shape(inputs[names[0]])[0]
@@ -164,16 +168,25 @@ def raw_features_as_parsed(inputs: dict[str, tf.Tensor], serving_spec: dict) -> 
         with tf.control_dependencies([same_batch]):  # Checked before any use of the value.
             value = tf.identity(checked)
         if isinstance(serving_spec[name], tf.io.VarLenFeature):
-            size = tf.shape(value, out_type=tf.int64)[0]
-            rows = tf.range(size)
+            present = tf.logical_not(is_missing(value))
+            rows = tf.where(present)[:, 0]
             parsed[name] = tf.SparseTensor(
                 indices=tf.stack([rows, tf.zeros_like(rows)], axis=1),
-                values=value,
-                dense_shape=tf.stack([size, tf.constant(1, tf.int64)]),
+                values=tf.boolean_mask(value, present),
+                dense_shape=tf.stack([tf.shape(value, out_type=tf.int64)[0], tf.constant(1, tf.int64)]),
             )
         else:
             parsed[name] = value
     return parsed
+
+
+def is_missing(value: tf.Tensor) -> tf.Tensor:
+    """True where a dense raw value is its dtype's missing marker."""
+    if value.dtype == tf.string:
+        return tf.equal(value, features.MISSING_STRING)
+    if value.dtype.is_floating:
+        return tf.math.is_nan(value)
+    return tf.equal(value, tf.cast(features.MISSING_INT, value.dtype))
 
 
 def export_model(model: tf.keras.Model, tf_transform_output: tft.TFTransformOutput, path: str) -> None:

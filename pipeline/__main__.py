@@ -1,7 +1,12 @@
-"""Command line: `python -m pipeline run [--root DIR] [...]` and `python -m pipeline report`.
+"""Command line: `python -m pipeline run | report | verify`.
 
-Exit status: 0 when the pipeline ran to completion (pushed, or not blessed: the summary says
-which); 2 for bad arguments; 3 when the data gate stopped the run; 1 for any other failure.
+`run` runs the pipeline, `report` summarises the newest run, `verify` runs the serving gate's
+checks on any SavedModel with our signatures against raw data.
+
+Exit status of `run`: 0 when the pipeline ran to completion (pushed, or not blessed by the
+Evaluator: the summary says which); 4 when the serving gate refused the model; 3 when the
+data gate stopped the run; 2 for bad arguments; 1 for any other failure.
+Exit status of `verify`: 0 when every check passes, 1 when one fails, 2 for bad arguments.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from pipeline.config import DEFAULT_BEAM_ARGS, DEFAULT_ROOT, ConfigError, PipelineConfig  # noqa: E402
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_DATA_GATE = 0, 1, 2, 3
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_DATA_GATE, EXIT_SERVING_GATE = 0, 1, 2, 3, 4
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -44,6 +49,12 @@ def _parser() -> argparse.ArgumentParser:
         help="largest AUC drop against the last blessed model that still pushes",
     )
     run.add_argument(
+        "--gate-tolerance",
+        type=float,
+        default=PipelineConfig.gate_tolerance,
+        help="largest gap between served and Evaluator accuracy/AUC the serving gate accepts",
+    )
+    run.add_argument(
         "--beam-arg",
         action="append",
         default=None,
@@ -54,6 +65,28 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--verbose", action="store_true", help="show TFX's INFO logs")
     report = commands.add_parser("report", help="summarise the newest run under a root")
     report.add_argument("--root", default=str(DEFAULT_ROOT))
+    verify = commands.add_parser(
+        "verify", help="run the serving gate's checks on a SavedModel against raw data"
+    )
+    verify.add_argument(
+        "--model",
+        required=True,
+        help="a SavedModel folder, a Trainer model artifact, or a serving directory (newest version)",
+    )
+    verify.add_argument(
+        "--data",
+        required=True,
+        help="a CSV with the taxi columns (or a folder of them), an ExampleGen examples artifact "
+        "(its eval split), or a folder of TFRecord files",
+    )
+    verify.add_argument("--split", default="eval", help="split to read from an ExampleGen artifact")
+    verify.add_argument(
+        "--evaluation",
+        help="an Evaluator output folder: the served accuracy and AUC must reproduce its figures",
+    )
+    verify.add_argument("--metric-tolerance", type=float, default=None)
+    verify.add_argument("--parity-tolerance", type=float, default=None)
+    verify.add_argument("--json", dest="json_path", help="also write the verdict as JSON here")
     return parser
 
 
@@ -69,6 +102,7 @@ def _config(args: argparse.Namespace) -> PipelineConfig:
         batch_size=args.batch_size,
         auc_threshold=args.auc_threshold,
         regression_tolerance=args.regression_tolerance,
+        gate_tolerance=args.gate_tolerance,
         beam_args=tuple(args.beam_arg) if args.beam_arg else DEFAULT_BEAM_ARGS,
     )
 
@@ -98,15 +132,55 @@ def run_command(config: PipelineConfig, verbose: bool = False) -> int:
         status = EXIT_FAILED
     print()
     try:
-        print(report.format_report(report.load_report(config.metadata_path)))
+        summary = report.load_report(config.metadata_path)
+        print(report.format_report(summary))
+        if status == EXIT_OK and summary.gate_blessed is False:
+            status = EXIT_SERVING_GATE
     except (KeyError, FileNotFoundError) as error:
         print(f"(no run summary: {error})")
     print(f"Wall time {time.monotonic() - started:.1f} s; exit status {status}")
     return status
 
 
+def verify_command(args: argparse.Namespace) -> int:
+    """Run the serving gate's checks on `--model` against `--data`; print the verdict."""
+    from components import serving
+    from components.serving_gate import checks
+
+    metric_tolerance = (
+        checks.DEFAULT_METRIC_TOLERANCE if args.metric_tolerance is None else args.metric_tolerance
+    )
+    parity_tolerance = (
+        checks.DEFAULT_PARITY_TOLERANCE if args.parity_tolerance is None else args.parity_tolerance
+    )
+    if metric_tolerance < 0 or parity_tolerance < 0:
+        print("error: tolerances must be non-negative", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        model_dir = serving.resolve_model_dir(args.model)
+        examples = serving.load_replay_examples(args.data, split=args.split)
+        evaluator = None
+        if args.evaluation:
+            from components.evaluation import evaluation_metrics
+
+            evaluator, _ = evaluation_metrics(args.evaluation)
+            if not evaluator:
+                raise FileNotFoundError(f"no overall metrics in the evaluation at {args.evaluation}")
+    except (FileNotFoundError, serving.ReplayDataError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    verdict = checks.run_checks(str(model_dir), examples, evaluator, metric_tolerance, parity_tolerance)
+    print(verdict.format())
+    if args.json_path:
+        with open(args.json_path, "w") as handle:
+            handle.write(verdict.to_json())
+    return EXIT_OK if verdict.blessed else EXIT_FAILED
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "verify":
+        return verify_command(args)
     if args.command == "report":
         from pipeline import report
 

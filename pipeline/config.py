@@ -12,6 +12,8 @@ from pathlib import Path
 DEFAULT_ROOT = Path("runs/default")
 PIPELINE_NAME = "taxi_big_tipper"
 MODEL_NAME = "big_tipper"
+# Trainer user code, by dotted path (installed with the package, so it resolves in any container).
+DEFAULT_RUN_FN = "components.trainer.run_fn"
 # In-memory DirectRunner: the embedded data is small, and worker processes would cost more
 # in start-up and pickling than they save.
 DEFAULT_BEAM_ARGS: tuple[str, ...] = ("--direct_running_mode=in_memory", "--direct_num_workers=1")
@@ -33,7 +35,11 @@ class PipelineConfig:
         epochs, batch_size: how `train_steps` are grouped, and the per-replica batch.
         auc_threshold: the Evaluator blesses only models whose overall AUC reaches this.
         regression_tolerance: largest AUC drop allowed against the last blessed model.
+        gate_tolerance: largest gap between the served predictions' accuracy/AUC and the
+            Evaluator's that the serving gate accepts.
         beam_args: Beam pipeline options, passed through to every Beam-based component.
+        run_fn: the Trainer's `run_fn` as `package.module.function` (programmatic use: tests
+            train deliberately broken models with their own).
     """
 
     root: Path = DEFAULT_ROOT
@@ -46,7 +52,9 @@ class PipelineConfig:
     batch_size: int = 128
     auc_threshold: float = 0.90
     regression_tolerance: float = 0.01
+    gate_tolerance: float = 0.005
     beam_args: tuple[str, ...] = DEFAULT_BEAM_ARGS
+    run_fn: str = DEFAULT_RUN_FN
     pipeline_name: str = PIPELINE_NAME
     model_name: str = MODEL_NAME
 
@@ -77,6 +85,13 @@ class PipelineConfig:
             value = getattr(self, name)
             if not value or not all(c.isalnum() or c in "_-" for c in value):
                 raise ConfigError(f"{name} must be letters, digits, '_' or '-', got {value!r}")
+        if not 0.0 <= self.gate_tolerance <= 1.0:
+            raise ConfigError(f"gate_tolerance must be within [0, 1], got {self.gate_tolerance!r}")
+        module, _, function = self.run_fn.rpartition(".")
+        if not module or not function.isidentifier():
+            raise ConfigError(
+                f"run_fn must be a dotted path like package.module.function, got {self.run_fn!r}"
+            )
         bad = [a for a in self.beam_args if not a.startswith("--")]
         if bad:
             raise ConfigError(f"beam args must look like --option=value, got {bad}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib.util
 import os
 import sys
 from pathlib import Path
@@ -63,6 +64,18 @@ def with_dependency_flags(beam_args: tuple[str, ...] | list[str]) -> list[str]:
     return args
 
 
+def code_version(run_fn: str) -> str:
+    """Fingerprint of `components/`, plus the run_fn's own module when it lives elsewhere."""
+    module = run_fn.rpartition(".")[0]
+    if module.split(".")[0] == "components":
+        return code_fingerprint()
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.origin:
+        raise FileNotFoundError(f"run_fn module {module!r} cannot be imported")
+    digest = hashlib.sha256(Path(spec.origin).read_bytes()).hexdigest()[:8]
+    return f"{code_fingerprint()}-{digest}"
+
+
 def build(config: PipelineConfig, schema_path: Path = SCHEMA_PATH):
     """Prepare the run root and return the pipeline for `config`."""
     if config.uses_embedded_data:
@@ -78,12 +91,14 @@ def build(config: PipelineConfig, schema_path: Path = SCHEMA_PATH):
         serving_dir=str(config.serving_dir),
         first_span=config.first_span,
         last_span=config.last_span,
+        run_fn=config.run_fn,
         train_steps=config.train_steps,
         eval_steps=config.eval_steps,
         trainer_config={trainer.EPOCHS_KEY: config.epochs, trainer.BATCH_SIZE_KEY: config.batch_size},
-        code_version=code_fingerprint(),
+        code_version=code_version(config.run_fn),
         auc_threshold=config.auc_threshold,
         regression_tolerance=config.regression_tolerance,
+        gate_tolerance=config.gate_tolerance,
         beam_pipeline_args=with_dependency_flags(config.beam_args),
         metadata_connection_config=metadata.sqlite_metadata_connection_config(str(config.metadata_path)),
     )

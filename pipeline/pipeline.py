@@ -17,13 +17,13 @@ from components.anomaly_gate.component import AnomalyGate
 from components.example_gen.component import SpanWindowCsvExampleGen
 from components.pusher.component import AtomicPusher
 from components.resolver import make_baseline_resolver
+from components.serving import SERVING_SIGNATURE, TRANSFORM_SIGNATURE
+from components.serving_gate.component import ServingGate
 
 PREPROCESSING_FN = "components.transform.preprocessing_fn"
-RUN_FN = "components.trainer.run_fn"
 SPAN_PATTERN = "span-{SPAN}/*.csv"
 LABEL_KEY = features.LABEL_KEY
 CODE_VERSION_KEY = "code_version"
-TRANSFORM_SIGNATURE = "transform_features"
 
 
 def span_range(first_span: int | None, last_span: int | None) -> range_config_pb2.RangeConfig | None:
@@ -78,7 +78,7 @@ def make_eval_config(auc_threshold: float, regression_tolerance: float) -> tfma.
                 # Evaluate through the exported signatures (tf.saved_model.load), as a server
                 # sees the model; also spares TFMA a full Keras load just to detect the type.
                 model_type=tfma.TF_GENERIC,
-                signature_name="serving_default",
+                signature_name=SERVING_SIGNATURE,
                 label_key=LABEL_KEY,
                 # The label is computed by the Transform graph (from tips and fare).
                 preprocessing_function_names=[TRANSFORM_SIGNATURE],
@@ -102,12 +102,14 @@ def create_pipeline(
     serving_dir: str,
     first_span: int | None,
     last_span: int | None,
+    run_fn: str,
     train_steps: int,
     eval_steps: int,
     trainer_config: dict,
     code_version: str,
     auc_threshold: float,
     regression_tolerance: float,
+    gate_tolerance: float,
     beam_pipeline_args: list[str],
     metadata_connection_config=None,
     enable_cache: bool = True,
@@ -115,7 +117,8 @@ def create_pipeline(
     """Build the taxi pipeline.
 
     ExampleGen (span window) -> StatisticsGen -> ImportSchemaGen -> ExampleValidator ->
-    AnomalyGate -> Transform -> Trainer -> baseline Resolver -> Evaluator -> AtomicPusher.
+    AnomalyGate -> Transform -> Trainer -> baseline Resolver -> Evaluator -> ServingGate ->
+    AtomicPusher (pushes only when the Evaluator and the ServingGate both bless).
 
     Args:
         pipeline_name: name recorded in ML Metadata.
@@ -125,12 +128,15 @@ def create_pipeline(
         serving_dir: TF Serving model base path; pushed versions go below it.
         first_span: oldest span of the window; None for the oldest available.
         last_span: newest span of the window (inclusive); None for the newest available.
+        run_fn: the Trainer's `run_fn`, by dotted path.
         train_steps: Trainer training steps.
         eval_steps: Trainer evaluation steps.
         trainer_config: Trainer custom_config (epochs, batch size, model hyper-parameters).
         code_version: fingerprint of the user code; a new value re-runs Transform and Trainer.
         auc_threshold: overall AUC the candidate must reach to be blessed.
         regression_tolerance: largest AUC drop against the baseline that still blesses.
+        gate_tolerance: largest gap between the served predictions' accuracy/AUC and the
+            Evaluator's that the serving gate accepts.
         beam_pipeline_args: Beam options for the Beam-based components.
         metadata_connection_config: ML Metadata connection (None for orchestrators that own it).
         enable_cache: reuse results of executions whose inputs did not change.
@@ -173,7 +179,7 @@ def create_pipeline(
     )
     transform.add_upstream_node(anomaly_gate)
     trainer = Trainer(
-        run_fn=RUN_FN,
+        run_fn=run_fn,
         examples=example_gen.outputs["examples"],
         transform_graph=transform.outputs["transform_graph"],
         schema=schema_gen.outputs["schema"],
@@ -189,9 +195,16 @@ def create_pipeline(
         eval_config=make_eval_config(auc_threshold, regression_tolerance),
         example_splits=["eval"],
     )
+    serving_gate = ServingGate(
+        model=trainer.outputs["model"],
+        examples=example_gen.outputs["examples"],
+        evaluation=evaluator.outputs["evaluation"],
+        metric_tolerance=gate_tolerance,
+    )
     pusher = AtomicPusher(
         model=trainer.outputs["model"],
         model_blessing=evaluator.outputs["blessing"],
+        infra_blessing=serving_gate.outputs["blessing"],
         push_destination=pusher_pb2.PushDestination(
             filesystem=pusher_pb2.PushDestination.Filesystem(base_directory=serving_dir)
         ),
@@ -209,6 +222,7 @@ def create_pipeline(
             trainer,
             baseline,
             evaluator,
+            serving_gate,
             pusher,
         ],
         enable_cache=enable_cache,

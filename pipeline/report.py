@@ -7,12 +7,16 @@ says the same thing for a run that just finished and for one inspected later.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from pathlib import Path
 
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 from tfx.orchestration import metadata
+
+from components.evaluation import evaluation_metrics, slice_name
+from components.serving_gate import spec as gate_spec
 
 RUN_CONTEXT_TYPE = "pipeline_run"
 NODE_CONTEXT_TYPE = "node"
@@ -61,6 +65,9 @@ class RunReport:
     pushed_version: str | None
     pushed_path: str | None
     spans: str | None
+    gate_blessed: bool | None = None
+    gate_summary: str | None = None
+    gate_checks: list[dict] = dataclasses.field(default_factory=list)
 
     @property
     def pushed_new_version(self) -> bool:
@@ -116,44 +123,6 @@ def node_runs(store: metadata_store.MetadataStore, run_id: str) -> list[NodeRun]
     return result
 
 
-def _candidate_metrics(metrics_for_slice) -> dict[str, float]:
-    """Metric name -> value of the candidate model (not the baseline, not the diff)."""
-    values = {}
-    for item in metrics_for_slice.metric_keys_and_values:
-        key = item.key
-        if key.is_diff or key.model_name not in ("", "candidate"):
-            continue
-        if item.value.HasField("double_value"):
-            values[key.name] = item.value.double_value.value
-    return values
-
-
-def _slice_name(slice_key) -> str:
-    parts = []
-    for single in slice_key.single_slice_keys:
-        kind = single.WhichOneof("kind")
-        value = getattr(single, kind) if kind else ""
-        if isinstance(value, bytes):
-            value = value.decode()
-        parts.append(f"{single.column}={value}")
-    return ", ".join(parts) or "overall"
-
-
-def evaluation_metrics(evaluation_uri: str) -> tuple[dict[str, float], list[tuple[str, dict[str, float]]]]:
-    """(overall metrics, [(slice name, metrics)]) from a ModelEvaluation artifact's folder."""
-    import tensorflow_model_analysis as tfma  # Heavy; only needed when there is an evaluation.
-
-    overall, slices = {}, []
-    for metrics_for_slice in tfma.load_metrics(evaluation_uri):
-        name = _slice_name(metrics_for_slice.slice_key)
-        values = _candidate_metrics(metrics_for_slice)
-        if name == "overall":
-            overall = values
-        else:
-            slices.append((name, values))
-    return overall, slices
-
-
 def blessing_reasons(evaluation_uri: str) -> list[str]:
     """One line per failed threshold (empty when validation passed)."""
     import tensorflow_model_analysis as tfma
@@ -163,7 +132,7 @@ def blessing_reasons(evaluation_uri: str) -> list[str]:
     for per_slice in result.metric_validations_per_slice:
         for failure in per_slice.failures:
             reasons.append(
-                f"{_slice_name(per_slice.slice_key)}: {failure.metric_key.name}"
+                f"{slice_name(per_slice.slice_key)}: {failure.metric_key.name}"
                 f"{' change vs baseline' if failure.metric_key.is_diff else ''} = "
                 f"{failure.metric_value.double_value.value:.4f} "
                 f"fails {_threshold_text(failure.metric_threshold)}"
@@ -214,13 +183,24 @@ def load_report(metadata_path: str | Path, run_id: str | None = None) -> RunRepo
             report.overall, report.slices = evaluation_metrics(evaluation.uri)
             report.reasons = blessing_reasons(evaluation.uri)
         for blessing in node.outputs.get("blessing", []):
-            report.blessed = blessing.custom_properties["blessed"].int_value == 1
+            blessed = blessing.custom_properties["blessed"].int_value == 1
+            if gate_spec.VERDICT_PROPERTY in blessing.custom_properties:
+                report.gate_blessed = blessed
+                report.gate_summary = blessing.custom_properties[gate_spec.VERDICT_PROPERTY].string_value
+                report.gate_checks = _gate_checks(blessing.uri)
+            else:
+                report.blessed = blessed
         for pushed in node.outputs.get("pushed_model", []):
             props = pushed.custom_properties
             if props.get("pushed") is not None and props["pushed"].int_value == 1:
                 report.pushed_version = props["pushed_version"].string_value
                 report.pushed_path = props["pushed_destination"].string_value
     return report
+
+
+def _gate_checks(blessing_uri: str) -> list[dict]:
+    path = Path(blessing_uri) / gate_spec.VERDICT_FILE_NAME
+    return json.loads(path.read_text())["checks"] if path.is_file() else []
 
 
 def weakest_slices(report: RunReport, count: int = 5) -> list[tuple[str, dict[str, float]]]:
@@ -265,6 +245,16 @@ def format_report(report: RunReport) -> str:
         else:
             lines.append("Blessed: no")
             lines.extend(f"  - {reason}" for reason in report.reasons or ["(no threshold failure recorded)"])
+    if report.gate_blessed is not None:
+        if report.gate_blessed:
+            lines.append(f"Serving gate: {report.gate_summary}")
+        else:
+            lines.append("Serving gate: REFUSED the push")
+            lines.extend(
+                f"  - {check['name']}: {check['detail']}"
+                for check in report.gate_checks
+                if check["status"] == "fail"
+            )
     if report.pushed_version and report.pushed_new_version:
         lines.append(f"Pushed: version {report.pushed_version} -> {report.pushed_path}")
     elif report.pushed_version:
@@ -273,5 +263,9 @@ def format_report(report: RunReport) -> str:
             f"{report.pushed_version} at {report.pushed_path}"
         )
     elif report.blessed is not None:
-        lines.append("Pushed: nothing (the model was not blessed)")
+        why = [
+            "the Evaluator did not bless the model" if not report.blessed else "",
+            "the serving gate refused it" if report.gate_blessed is False else "",
+        ]
+        lines.append(f"Pushed: nothing ({' and '.join(w for w in why if w) or 'see above'})")
     return "\n".join(lines)

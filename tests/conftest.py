@@ -16,5 +16,6 @@ PIPELINE_NODE_IDS = (
     "Trainer",
     "latest_blessed_model_resolver",
     "Evaluator",
+    "ServingGate",
     "AtomicPusher",
 )

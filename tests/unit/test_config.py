@@ -34,6 +34,7 @@ def test_explicit_data_root_is_used(tmp_path):
         ("batch_size", 1.5, "batch_size must be a positive integer"),
         ("auc_threshold", 1.2, "auc_threshold must be within [0, 1], got 1.2"),
         ("regression_tolerance", -0.1, "regression_tolerance must be within [0, 1]"),
+        ("gate_tolerance", 2.0, "gate_tolerance must be within [0, 1], got 2.0"),
         ("first_span", -3, "first_span must be a non-negative integer"),
         ("model_name", "my model", "model_name must be letters"),
         ("beam_args", ("direct_num_workers=2",), "beam args must look like --option=value"),

@@ -19,6 +19,14 @@ def test_dag_order_and_gate_wiring(tmp_path):
     by_id = {c.id: c for c in pipeline.components}
     assert by_id["AnomalyGate"] in by_id["Transform"].upstream_nodes
     assert by_id["Evaluator"] in by_id["AtomicPusher"].upstream_nodes
+    # The Pusher needs both blessings: the Evaluator's and the serving gate's.
+    pusher_inputs = by_id["AtomicPusher"].inputs
+    assert pusher_inputs["model_blessing"].producer_component_id == "Evaluator"
+    assert pusher_inputs["infra_blessing"].producer_component_id == "ServingGate"
+    gate_inputs = by_id["ServingGate"].inputs
+    assert gate_inputs["evaluation"].producer_component_id == "Evaluator"
+    assert gate_inputs["model"].producer_component_id == "Trainer"
+    assert by_id["ServingGate"].exec_properties["metric_tolerance"] == 0.005
     fingerprint = code_fingerprint()
     assert by_id["Transform"].exec_properties["custom_config"]
     assert fingerprint in by_id["Transform"].exec_properties["custom_config"]

@@ -142,3 +142,13 @@ def test_big_tipper_label_edge_cases():
     tips = tf.constant([3.0, 2.0, 1.0, 5.0, 0.0])
     fare = tf.constant([10.0, 10.0, 0.0, math.nan, -1.0])
     assert big_tipper_label(tips, fare).numpy().tolist() == [1, 0, 0, 0, 0]
+
+
+def test_numpy_label_agrees_with_the_transform_graph():
+    """The serving gate's ground truth (features.big_tipper) is the label Transform computes."""
+    rng = np.random.default_rng(0)
+    fare = np.concatenate([rng.uniform(0, 60, 500), [0.0, math.nan, -1.0, 10.0]]).astype(np.float32)
+    tips = np.concatenate([rng.uniform(0, 15, 500), [1.0, 3.0, 2.0, 2.0]]).astype(np.float32)
+    expected = big_tipper_label(tf.constant(tips), tf.constant(fare)).numpy()
+    np.testing.assert_array_equal(features.big_tipper(tips, fare), expected)
+    assert 0 < expected.sum() < len(expected)

@@ -1,0 +1,281 @@
+"""The serving contract seen from the caller's side: signature names, request checks, replay data.
+
+The exported model refuses malformed raw input by itself (`components/trainer.py`), but a
+loaded signature names a wrongly typed input by position ("input #5 was expected to be a
+float tensor"), not by feature. Everything here that calls the signatures (the serving gate,
+`python -m pipeline verify`, the model server) checks a request with `check_raw_request` first,
+which names the feature, what it received and what the signature expects.
+
+Also here: loading a SavedModel from the folders people point at (a SavedModel, a Trainer
+artifact, a serving base directory of versions), and reading replay data (our ExampleGen
+output or a CSV with the taxi columns) as serialized tf.Examples.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+
+from components import features
+
+SERVING_SIGNATURE = "serving_default"
+TRANSFORM_SIGNATURE = "transform_features"
+# One named [None] input per raw feature (JSON clients), through the same Transform graph.
+RAW_SIGNATURE = "serving_raw"
+PREDICTION_KEY = "probabilities"
+EXAMPLES_INPUT = "examples"
+# Where a Trainer's Model artifact keeps the SavedModel.
+TRAINER_SERVING_FOLDER = "Format-Serving"
+
+
+class ServingInputError(ValueError):
+    """A raw-feature request does not match the signature; the message names the feature."""
+
+    def __init__(self, feature: str, problem: str):
+        super().__init__(f"feature '{feature}': {problem}")
+        self.feature = feature
+
+
+class ReplayDataError(ValueError):
+    """Replay data cannot be read (missing path, missing columns, unparsable values)."""
+
+
+def missing_marker(dtype: tf.DType):
+    """The value a dense raw request uses for "missing" (see `features.MISSING_*`)."""
+    if dtype == tf.string:
+        return features.MISSING_STRING.encode()
+    if dtype.is_floating:
+        return features.MISSING_FLOAT
+    return features.MISSING_INT
+
+
+def raw_input_specs(signature) -> dict[str, tf.TensorSpec]:
+    """Feature name -> TensorSpec of a raw-feature signature's inputs."""
+    return dict(signature.structured_input_signature[1])
+
+
+def _shape_text(shape) -> str:
+    return "(" + ", ".join("N" if d is None else str(d) for d in shape) + (",)" if len(shape) == 1 else ")")
+
+
+def check_raw_request(
+    specs: Mapping[str, tf.TensorSpec], inputs: Mapping[str, object]
+) -> dict[str, tf.Tensor]:
+    """Check a raw-feature request against the signature's specs; return it as tensors.
+
+    Each feature must be present, rank 1 (one value per example), of the signature's dtype
+    (integers are accepted for float features: JSON does not tell 5 from 5.0), non-empty,
+    and every feature must carry the same number of examples.
+
+    Raises:
+        ServingInputError: naming the first offending feature, what it received and what
+            the signature expects.
+    """
+    missing = sorted(set(specs) - set(inputs))
+    if missing:
+        raise ServingInputError(
+            missing[0],
+            f"missing from the request (also missing: {missing[1:]})"
+            if len(missing) > 1
+            else "missing from the request",
+        )
+    unexpected = sorted(set(inputs) - set(specs))
+    if unexpected:
+        raise ServingInputError(unexpected[0], f"not an input of the signature (inputs: {sorted(specs)})")
+    tensors, batch_owner, batch = {}, None, None
+    for name in sorted(specs):
+        spec, value = specs[name], inputs[name]
+        array = value.numpy() if isinstance(value, tf.Tensor) else np.asarray(value)
+        expected = f"shape {_shape_text(spec.shape)} of {spec.dtype.name}"
+        if array.ndim != spec.shape.rank:
+            raise ServingInputError(
+                name, f"wrong rank: received shape {_shape_text(array.shape)}, expected {expected}"
+            )
+        array = _converted(name, array, spec.dtype, expected)
+        if array.shape[0] == 0:
+            raise ServingInputError(name, "empty batch: send at least one example")
+        if batch is None:
+            batch_owner, batch = name, array.shape[0]
+        elif array.shape[0] != batch:
+            raise ServingInputError(
+                name,
+                f"batch size mismatch: received {array.shape[0]} values, expected {batch} "
+                f"(the number of values of '{batch_owner}')",
+            )
+        tensors[name] = tf.constant(array, dtype=spec.dtype)
+    return tensors
+
+
+def _converted(name: str, array: np.ndarray, dtype: tf.DType, expected: str) -> np.ndarray:
+    kind = array.dtype.kind
+    received = f"received {array.dtype.name} values of shape {_shape_text(array.shape)}"
+    if dtype == tf.string:
+        if kind in "SU" or (kind == "O" and all(isinstance(v, str | bytes) for v in array.ravel())):
+            return array
+    elif dtype.is_floating:
+        if kind in "fiu":
+            return array.astype(dtype.as_numpy_dtype)
+    elif dtype.is_integer:
+        if kind in "iu":
+            return array.astype(dtype.as_numpy_dtype)
+    raise ServingInputError(name, f"wrong dtype: {received}, expected {expected}")
+
+
+def examples_to_raw(serialized: Sequence[bytes], specs: Mapping[str, tf.TensorSpec]) -> dict[str, np.ndarray]:
+    """Serialized tf.Examples -> the dense raw-feature request that says the same thing.
+
+    An absent value becomes its dtype's missing marker, so the raw signature sees exactly
+    what the serialized one parses.
+
+    Raises:
+        ReplayDataError: when an example holds several values for one feature or a value of
+            another type than the signature's.
+    """
+    parse_spec = {name: tf.io.VarLenFeature(spec.dtype) for name, spec in specs.items()}
+    try:
+        parsed = tf.io.parse_example(tf.constant(list(serialized)), parse_spec)
+    except tf.errors.InvalidArgumentError as error:
+        raise ReplayDataError(
+            f"the examples do not parse with the signature's dtypes: {error.message}"
+        ) from None
+    count = len(serialized)
+    raw = {}
+    for name, sparse in parsed.items():
+        indices = sparse.indices.numpy()
+        if indices.size and indices[:, 1].max() > 0:
+            raise ReplayDataError(f"feature '{name}' has several values in one example; one is expected")
+        dtype = specs[name].dtype
+        dense = np.full(
+            count, missing_marker(dtype), dtype=object if dtype == tf.string else dtype.as_numpy_dtype
+        )
+        dense[indices[:, 0]] = sparse.values.numpy()
+        raw[name] = dense
+    return raw
+
+
+def labels_of(serialized: Sequence[bytes]) -> np.ndarray | None:
+    """The big-tipper label of each example, from its raw `tips` and `fare`; None without tips."""
+    spec = {key: tf.io.VarLenFeature(tf.float32) for key in (features.TIPS_KEY, features.FARE_KEY)}
+    parsed = tf.io.parse_example(tf.constant(list(serialized)), spec)
+    dense = {
+        key: tf.sparse.to_dense(
+            tf.SparseTensor(value.indices, value.values, [len(serialized), 1]), default_value=math.nan
+        ).numpy()[:, 0]
+        for key, value in parsed.items()
+    }
+    if np.isnan(dense[features.TIPS_KEY]).all():
+        return None
+    return features.big_tipper(dense[features.TIPS_KEY], dense[features.FARE_KEY])
+
+
+def resolve_model_dir(path: str | os.PathLike) -> Path:
+    """The SavedModel folder behind `path`.
+
+    Accepts a SavedModel folder, a Trainer Model artifact (its `Format-Serving/`), or a serving
+    base directory of integer versions (the newest is taken).
+
+    Raises:
+        FileNotFoundError: when none of these is there.
+    """
+    path = Path(path)
+    if (path / "saved_model.pb").is_file():
+        return path
+    if (path / TRAINER_SERVING_FOLDER / "saved_model.pb").is_file():
+        return path / TRAINER_SERVING_FOLDER
+    if path.is_dir():
+        versions = sorted(
+            int(p.name) for p in path.iterdir() if p.name.isdigit() and (p / "saved_model.pb").is_file()
+        )
+        if versions:
+            return path / str(versions[-1])
+    raise FileNotFoundError(
+        f"no SavedModel at {path}: expected saved_model.pb there, in {TRAINER_SERVING_FOLDER}/, "
+        "or in integer version folders"
+    )
+
+
+def read_tfrecords(files: Sequence[str]) -> list[bytes]:
+    """All records of (GZIP-compressed when named *.gz) TFRecord files."""
+    records = []
+    for file in files:
+        compression = "GZIP" if str(file).endswith(".gz") else ""
+        records.extend(r.numpy() for r in tf.data.TFRecordDataset(str(file), compression_type=compression))
+    return records
+
+
+def csv_to_examples(path: str | os.PathLike) -> list[bytes]:
+    """Rows of a taxi CSV -> serialized tf.Examples, as CsvExampleGen writes them.
+
+    A blank cell is an absent feature. Every serving column must be there; `tips` (the
+    label's source) may be absent, and then no metric can be computed from the replay.
+
+    Raises:
+        ReplayDataError: naming a missing column, or the column and row of a bad value.
+    """
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    missing = [c for c in features.serving_raw_features() if c not in frame.columns]
+    if missing:
+        raise ReplayDataError(f"{path} lacks the taxi columns {missing}")
+    kinds = {c: "int" for c in features.RAW_INT_COLUMNS}
+    kinds.update({c: "float" for c in features.RAW_FLOAT_COLUMNS})
+    kinds.update({c: "bytes" for c in features.RAW_STRING_COLUMNS})
+    columns = [c for c in features.RAW_COLUMNS if c in frame.columns]
+    records = []
+    for row_number, row in enumerate(frame[columns].itertuples(index=False), start=2):
+        example = tf.train.Example()
+        for column, cell in zip(columns, row):
+            if cell == "":
+                continue
+            feature = example.features.feature[column]
+            try:
+                if kinds[column] == "int":
+                    feature.int64_list.value.append(int(cell))
+                elif kinds[column] == "float":
+                    feature.float_list.value.append(float(cell))
+                else:
+                    feature.bytes_list.value.append(cell.encode())
+            except ValueError:
+                raise ReplayDataError(
+                    f"{path}, line {row_number}, column '{column}': {cell!r} is not a valid {kinds[column]}"
+                ) from None
+        records.append(example.SerializeToString())
+    if not records:
+        raise ReplayDataError(f"{path} holds no rows")
+    return records
+
+
+def load_replay_examples(path: str | os.PathLike, split: str = "eval") -> list[bytes]:
+    """Serialized tf.Examples to replay, from a CSV file or folder, or TFRecords.
+
+    `path` may be a CSV file, a folder of CSV files, an ExampleGen Examples artifact (its
+    `Split-<split>/` is read) or a folder of TFRecord files (`*.gz` read as GZIP).
+
+    Raises:
+        ReplayDataError: when there is nothing readable at `path`.
+    """
+    path = Path(path)
+    if path.is_file() and path.suffix == ".csv":
+        return csv_to_examples(path)
+    if not path.is_dir():
+        raise ReplayDataError(
+            f"no replay data at {path}: give a CSV file or a folder of CSV or TFRecord files"
+        )
+    split_dir = path / f"Split-{split}"
+    if split_dir.is_dir():
+        path = split_dir
+    csvs = sorted(path.glob("*.csv"))
+    if csvs:
+        return [record for csv in csvs for record in csv_to_examples(csv)]
+    tfrecords = sorted(p for p in path.iterdir() if p.is_file() and (p.suffix in (".gz", ".tfrecord")))
+    if not tfrecords:
+        raise ReplayDataError(f"{path} holds no CSV, Split-{split}/ or TFRecord (*.gz, *.tfrecord) files")
+    records = read_tfrecords([str(p) for p in tfrecords])
+    if not records:
+        raise ReplayDataError(f"the TFRecord files under {path} hold no examples")
+    return records

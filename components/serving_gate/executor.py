@@ -1,0 +1,63 @@
+"""ServingGate executor: run the checks, write the verdict, bless or refuse.
+
+A refusal is not an error: the run completes, the verdict artifact says why, and the Pusher
+(which reads the `blessed` property) pushes nothing, as for a model the Evaluator rejects.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from tfx.dsl.components.base import base_executor
+from tfx.types import artifact_utils
+from tfx.utils import path_utils
+
+from components.evaluation import evaluation_metrics
+from components.serving import read_tfrecords
+from components.serving_gate import checks, spec
+
+log = logging.getLogger(__name__)
+
+
+def split_files(examples_artifact, split: str) -> list[str]:
+    """The TFRecord files of one split of an Examples artifact."""
+    folder = artifact_utils.get_split_uri([examples_artifact], split)
+    files = sorted(os.path.join(folder, name) for name in os.listdir(folder))
+    if not files:
+        raise FileNotFoundError(f"split '{split}' of {examples_artifact.uri} holds no files")
+    return files
+
+
+class Executor(base_executor.BaseExecutor):
+    """Replays the split through the model's signatures; blesses only when every check passes."""
+
+    def Do(self, input_dict, output_dict, exec_properties) -> None:
+        model = artifact_utils.get_single_instance(input_dict[spec.MODEL_KEY])
+        examples = artifact_utils.get_single_instance(input_dict[spec.EXAMPLES_KEY])
+        blessing = artifact_utils.get_single_instance(output_dict[spec.BLESSING_KEY])
+        split = exec_properties.get(spec.SPLIT_KEY) or spec.DEFAULT_SPLIT
+        evaluator_figures = None
+        if input_dict.get(spec.EVALUATION_KEY):
+            evaluation = artifact_utils.get_single_instance(input_dict[spec.EVALUATION_KEY])
+            evaluator_figures, _ = evaluation_metrics(evaluation.uri)
+        verdict = checks.run_checks(
+            path_utils.serving_model_path(model.uri),
+            read_tfrecords(split_files(examples, split)),
+            evaluator_figures=evaluator_figures,
+            metric_tolerance=float(
+                exec_properties.get(spec.METRIC_TOLERANCE_KEY, checks.DEFAULT_METRIC_TOLERANCE)
+            ),
+            parity_tolerance=float(
+                exec_properties.get(spec.PARITY_TOLERANCE_KEY, checks.DEFAULT_PARITY_TOLERANCE)
+            ),
+        )
+        os.makedirs(blessing.uri, exist_ok=True)
+        with open(os.path.join(blessing.uri, spec.VERDICT_FILE_NAME), "w") as handle:
+            handle.write(verdict.to_json())
+        blessing.set_int_custom_property(spec.BLESSED_PROPERTY, int(verdict.blessed))
+        blessing.set_string_custom_property(spec.VERDICT_PROPERTY, verdict.summary())
+        if verdict.blessed:
+            log.info("ServingGate %s", verdict.summary())
+        else:
+            log.error("ServingGate REFUSED the push of %s:\n%s", model.uri, verdict.format())
