@@ -97,9 +97,9 @@ def check_raw_request(
             raise ServingInputError(
                 name, f"wrong rank: received shape {_shape_text(array.shape)}, expected {expected}"
             )
-        array = _converted(name, array, spec.dtype, expected)
         if array.shape[0] == 0:
             raise ServingInputError(name, "empty batch: send at least one example")
+        array = _converted(name, array, spec.dtype, expected)
         if batch is None:
             batch_owner, batch = name, array.shape[0]
         elif array.shape[0] != batch:
@@ -114,7 +114,8 @@ def check_raw_request(
 
 def _converted(name: str, array: np.ndarray, dtype: tf.DType, expected: str) -> np.ndarray:
     kind = array.dtype.kind
-    received = f"received {array.dtype.name} values of shape {_shape_text(array.shape)}"
+    type_name = {"U": "string", "S": "string", "O": "object", "b": "bool"}.get(kind, array.dtype.name)
+    received = f"received {type_name} values of shape {_shape_text(array.shape)}"
     if dtype == tf.string:
         if kind in "SU" or (kind == "O" and all(isinstance(v, str | bytes) for v in array.ravel())):
             return array

@@ -4,8 +4,10 @@ One session fixture makes the runs in order and every test reads their record:
 1. cold run (everything executes, the model is pushed);
 2. the same command again (fully cached, no new version);
 3. an unreachable AUC threshold (Evaluator re-runs, nothing is pushed);
-4. a new span with an unknown payment_type (the data gate stops the run before Transform);
-5. a span with a missing column (stopped before any statistics).
+4. a model whose raw signature skews `fare` (the Evaluator blesses it, the serving gate
+   refuses it, nothing is pushed);
+5. a new span with an unknown payment_type (the data gate stops the run before Transform);
+6. a span with a missing column (stopped before any statistics).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from conftest import PIPELINE_NODE_IDS
 
 from components import features
 from data import embedded
-from pipeline.__main__ import EXIT_DATA_GATE, EXIT_OK, main
+from pipeline.__main__ import EXIT_DATA_GATE, EXIT_OK, EXIT_SERVING_GATE, main, run_command
 from pipeline.config import PipelineConfig
 from pipeline.report import load_report
 
@@ -46,10 +48,11 @@ def serving_versions(root: Path) -> list[str]:
     return sorted(p.name for p in base.iterdir()) if base.is_dir() else []
 
 
-def run_cli(root: Path, *extra: str) -> Outcome:
+def run_cli(root: Path, *extra: str, config: PipelineConfig | None = None) -> Outcome:
+    """`python -m pipeline run` in-process; with `config`, the same run of a programmatic config."""
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        status = main(["run", "--root", str(root), *extra])
+        status = run_command(config) if config else main(["run", "--root", str(root), *extra])
     return Outcome(
         status,
         out.getvalue(),
@@ -75,6 +78,9 @@ def runs(tmp_path_factory) -> dict[str, Outcome]:
     outcomes = {"cold": run_cli(root)}
     outcomes["cached"] = run_cli(root)
     outcomes["unreachable"] = run_cli(root, "--auc-threshold", "0.999")
+    # skewed_trainer.py (beside this file) trains the real model but exports a raw signature
+    # that scales fare by 100: a JSON client sending cents. serving_default is untouched.
+    outcomes["skewed"] = run_cli(root, config=PipelineConfig(root=root, run_fn="skewed_trainer.run_fn"))
 
     def unknown_payment(frame):
         frame.loc[frame.index[::3], "payment_type"] = "Bitcoin"
@@ -175,6 +181,60 @@ def test_unreachable_threshold_pushes_nothing(runs):
     assert "Blessed: no" in unreachable.stdout and "0.999" in unreachable.stdout
 
 
+def test_serving_gate_passes_the_real_model_with_the_evaluators_figures(runs):
+    cold = runs["cold"]
+    assert cold.report.gate_blessed is True
+    assert "Serving gate: passed (6 checks on" in cold.stdout
+    checks = {c["name"]: c for c in cold.report.gate_checks}
+    assert {c["status"] for c in checks.values()} == {"pass"}
+    metrics = checks["metrics"]["figures"]
+    for ours, theirs in (("accuracy", "binary_accuracy"), ("auc", "auc")):
+        for signature in ("serving_default", "serving_raw"):
+            assert abs(metrics[signature][ours] - cold.report.overall[theirs]) <= 0.005
+    assert checks["parity"]["figures"]["max_abs_difference"] <= 1e-5
+    assert checks["parity"]["figures"]["examples_differing"] == 0
+
+
+def test_serving_gate_refusal_pushes_nothing_and_says_why(runs):
+    skewed = runs["skewed"]
+    assert skewed.status == EXIT_SERVING_GATE, skewed.stdout + skewed.stderr
+    states = {n.node_id: n.state for n in skewed.report.nodes}
+    assert states["Trainer"] == "ran" and states["ServingGate"] == "ran"
+    # The Evaluator alone would have pushed it: serving_default is the real model.
+    assert skewed.report.blessed is True
+    assert skewed.report.gate_blessed is False
+    assert not skewed.report.pushed_new_version
+    assert skewed.versions == runs["cold"].versions
+    failed = [c["name"] for c in skewed.report.gate_checks if c["status"] == "fail"]
+    assert "parity" in failed
+    assert "Serving gate: REFUSED the push" in skewed.stdout
+    assert "train/serve preprocessing skew" in skewed.stdout
+    assert "Pushed: nothing (the serving gate refused it)" in skewed.stdout
+
+
+def test_verify_passes_the_pushed_model_on_raw_csv_and_the_evaluator(runs, tmp_path):
+    cold = runs["cold"]
+    evaluation = next(
+        node.outputs["evaluation"][0].uri for node in cold.report.nodes if node.node_id == "Evaluator"
+    )
+    examples = next(
+        node.outputs["examples"][0].uri
+        for node in cold.report.nodes
+        if node.node_id == "SpanWindowCsvExampleGen"
+    )
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        status = main(
+            ["verify", "--model", cold.report.pushed_path, "--data", examples, "--evaluation", evaluation]
+        )
+    assert status == EXIT_OK, out.getvalue()
+    assert "[PASS   ] metrics" in out.getvalue()
+    csv = runs["root"] / "data" / "span-8" / embedded.SPAN_FILE_NAME
+    with contextlib.redirect_stdout(io.StringIO()):
+        serving_dir = str(PipelineConfig(root=runs["root"]).serving_dir)
+        assert main(["verify", "--model", serving_dir, "--data", str(csv)]) == EXIT_OK
+
+
 def test_anomalous_span_stops_the_run_before_transform(runs):
     anomaly = runs["anomaly"]
     assert anomaly.status == EXIT_DATA_GATE
@@ -196,17 +256,18 @@ def test_span_missing_a_column_stops_the_run_naming_it(runs):
 
 
 def raw_inputs(trips: pd.DataFrame) -> dict:
+    """A raw-signature request for `trips`: blank cells become the missing markers."""
     import tensorflow as tf
 
     inputs = {}
     for key in features.serving_raw_features():
         column = trips[key]
         if key in features.RAW_STRING_COLUMNS:
-            inputs[key] = tf.constant(column.astype(str).tolist())
+            inputs[key] = tf.constant(column.fillna(features.MISSING_STRING).astype(str).tolist())
         elif key in features.RAW_INT_COLUMNS:
-            inputs[key] = tf.constant(column.astype("int64").to_numpy())
+            inputs[key] = tf.constant(column.fillna(features.MISSING_INT).astype("int64").to_numpy())
         else:
-            inputs[key] = tf.constant(column.astype("float32").to_numpy())
+            inputs[key] = tf.constant(column.astype("float32").to_numpy())  # NaN marks missing
     return inputs
 
 
@@ -216,21 +277,15 @@ def served(runs):
 
     model = tf.saved_model.load(runs["cold"].report.pushed_path)
     trips = pd.read_csv(runs["root"] / "data" / "span-8" / embedded.SPAN_FILE_NAME).head(40)
-    # Fill gaps first, so both signatures see exactly the same values (the raw one has no
-    # way to say "missing").
-    for key in features.serving_raw_features():
-        if key in features.RAW_STRING_COLUMNS:
-            trips[key] = trips[key].fillna("")
-        else:
-            trips[key] = trips[key].fillna(0)
     return model, trips
 
 
-def test_raw_signature_matches_the_examples_signature(served):
+def test_raw_signature_matches_the_examples_signature_with_missing_values(served):
     import numpy as np
     import tensorflow as tf
 
     model, trips = served
+    assert trips[features.serving_raw_features()].isna().any(axis=1).sum() > 5  # gaps included
     raw = model.signatures["serving_raw"](**raw_inputs(trips))["probabilities"].numpy()
     examples = [serialize(row) for _, row in trips.iterrows()]
     parsed = model.signatures["serving_default"](examples=tf.constant(examples))["probabilities"].numpy()
@@ -240,11 +295,7 @@ def test_raw_signature_matches_the_examples_signature(served):
 
 @pytest.mark.parametrize("mistake", ["rank_2", "scalar", "missing", "batch"])
 def test_raw_signature_refuses_malformed_requests_naming_the_feature(served, mistake):
-    """A wrong rank, a missing feature or a batch-size mismatch fails naming the feature.
-
-    (A wrong dtype is refused too, but TensorFlow names the input's position, not the
-    feature: issue 3's remaining work.)
-    """
+    """The exported signature itself refuses a wrong rank, a missing feature or a batch mismatch."""
     import tensorflow as tf
 
     model, trips = served
@@ -264,3 +315,17 @@ def test_raw_signature_refuses_malformed_requests_naming_the_feature(served, mis
         assert f"Shape of tensor fare [{len(trips)},1] is not compatible with expected shape [?]" in str(
             error.value
         )
+
+
+def test_request_check_names_a_wrong_dtype_for_the_real_model(served):
+    """TensorFlow names a wrongly typed input by position; the request check names the feature."""
+    from components import serving
+
+    model, trips = served
+    inputs = {k: v.numpy() for k, v in raw_inputs(trips).items()}
+    inputs["trip_start_hour"] = inputs["trip_start_hour"].astype("float64")
+    specs = serving.raw_input_specs(model.signatures["serving_raw"])
+    with pytest.raises(
+        serving.ServingInputError, match="feature 'trip_start_hour': wrong dtype: received float64"
+    ):
+        serving.check_raw_request(specs, inputs)

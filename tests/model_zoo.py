@@ -1,0 +1,124 @@
+"""Small SavedModels with the project's serving signatures: one correct, the others broken on purpose.
+
+Each is a `tf.Module` whose probability is a fixed logistic function of a few raw features:
+no training is needed, because the serving gate judges what a loaded model answers, not how
+it learnt. The correct one parses examples as the real model does and builds its raw path
+with the real `raw_features_as_parsed`; each fault is one way a real export goes wrong.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from components import features
+from components.serving import PREDICTION_KEY, RAW_SIGNATURE, SERVING_SIGNATURE, missing_marker
+from components.trainer import raw_features_as_parsed, raw_input_specs
+
+# Each fault and the gate check that must refuse it.
+FAULTS = {
+    # The raw path keeps `fare` as a [N, 1] column; against the [N] features it broadcasts to
+    # (N, N), and a mean over the extra axis hides that behind an (N, 1) answer.
+    "broadcast_raw": "parity",
+    # The raw signature declares `fare` as [None, 1]: its answers come out (N, N).
+    "rank2_raw_input": "signatures",
+    # The raw path feeds the raw fare where the serialized path applies log1p (skew).
+    "skip_transform": "parity",
+    # sqrt(trip_miles - 1): NaN for every trip under a mile.
+    "nan": "finite",
+    # Probabilities of shape (N,) and (N, N) instead of (N, 1).
+    "flat_output": "output_shape",
+    "square_output": "output_shape",
+    # The same probability for every trip.
+    "constant": "not_degenerate",
+}
+
+RAW_DTYPES = {
+    **{c: tf.int64 for c in features.RAW_INT_COLUMNS},
+    **{c: tf.float32 for c in features.RAW_FLOAT_COLUMNS},
+    **{c: tf.string for c in features.RAW_STRING_COLUMNS},
+}
+SERVING_SPEC = {name: tf.io.VarLenFeature(RAW_DTYPES[name]) for name in features.serving_raw_features()}
+
+
+def _dense(parsed: dict) -> dict:
+    """Sparse single-valued features -> dense [N], a missing value as its dtype's marker."""
+    dense = {}
+    for name, value in parsed.items():
+        rows = value.dense_shape[0]
+        dense[name] = tf.sparse.to_dense(
+            tf.SparseTensor(value.indices, value.values, tf.stack([rows, tf.constant(1, tf.int64)])),
+            default_value=missing_marker(value.dtype),
+        )[:, 0]
+    return dense
+
+
+def _fare_term(fare: tf.Tensor, transformed: bool) -> tf.Tensor:
+    fare = tf.where(tf.math.is_nan(fare), 0.0, fare)
+    return 0.8 * tf.math.log1p(tf.maximum(fare, 0.0)) if transformed else 0.8 * fare
+
+
+class ZooModel(tf.Module):
+    """P(big tipper) = sigmoid(3 * credit card + 0.8 * log1p(fare) - 3.5), or a faulty variant."""
+
+    def __init__(self, fault: str | None = None):
+        super().__init__()
+        if fault is not None and fault not in FAULTS:
+            raise ValueError(f"unknown fault {fault!r}; known: {sorted(FAULTS)}")
+        self.fault = fault
+        raw_specs = raw_input_specs(SERVING_SPEC)
+        if fault == "rank2_raw_input":
+            raw_specs["fare"] = tf.TensorSpec([None, 1], tf.float32, name="fare")
+        self.serve_examples = tf.function(
+            self._serve_examples, input_signature=[tf.TensorSpec([None], tf.string, name="examples")]
+        )
+        self.serve_raw = tf.function(self._serve_raw, input_signature=[raw_specs])
+
+    def _serve_examples(self, examples):
+        raw = _dense(tf.io.parse_example(examples, SERVING_SPEC))
+        return {PREDICTION_KEY: self._probabilities(raw, raw["fare"], raw_path=False)}
+
+    def _serve_raw(self, inputs):
+        inputs = dict(inputs)
+        fare = inputs.pop("fare")
+        if self.fault == "rank2_raw_input":
+            raw = _dense(raw_features_as_parsed(inputs, SERVING_SPEC))
+            return {PREDICTION_KEY: self._probabilities(raw, fare, raw_path=True)}
+        inputs["fare"] = fare
+        raw = _dense(raw_features_as_parsed(inputs, SERVING_SPEC))
+        fare = raw["fare"]
+        if self.fault == "broadcast_raw":
+            fare = tf.reshape(fare, [-1, 1])
+        return {PREDICTION_KEY: self._probabilities(raw, fare, raw_path=True)}
+
+    def _probabilities(self, raw: dict, fare: tf.Tensor, raw_path: bool) -> tf.Tensor:
+        credit = tf.cast(tf.equal(raw["payment_type"], b"Credit Card"), tf.float32)
+        transformed = not (raw_path and self.fault == "skip_transform")
+        logit = 3.0 * credit + _fare_term(fare, transformed) - 3.5
+        if self.fault == "nan":
+            logit += tf.sqrt(raw["trip_miles"] - 1.0)
+        if self.fault == "broadcast_raw" and raw_path:
+            logit = tf.reduce_mean(logit, axis=1)  # (N, N) -> (N,): the broadcast is hidden.
+        probabilities = tf.sigmoid(logit)
+        if self.fault == "constant":
+            return tf.fill([tf.shape(credit)[0], 1], 0.3)
+        if self.fault == "flat_output":
+            return probabilities
+        if self.fault == "square_output":
+            return tf.reshape(probabilities, [-1, 1]) * tf.ones_like(probabilities)
+        if logit.shape.rank == 2:  # rank2_raw_input: a [N, 1] fare met [N] features.
+            return probabilities
+        return tf.reshape(probabilities, [-1, 1])
+
+
+def save_zoo_model(path: str, fault: str | None = None) -> str:
+    """Save a ZooModel with the project's two serving signatures; return `path`."""
+    model = ZooModel(fault)
+    tf.saved_model.save(
+        model,
+        path,
+        signatures={
+            SERVING_SIGNATURE: model.serve_examples.get_concrete_function(),
+            RAW_SIGNATURE: model.serve_raw.get_concrete_function(),
+        },
+    )
+    return path

@@ -1,0 +1,254 @@
+"""The serving gate on real SavedModels: a correct one passes, each deliberately broken one is refused.
+
+The models come from `tests/model_zoo.py` (small tf.Modules with the project's signatures);
+the data is the first trips of the embedded taxi sample. The same checks run three ways:
+`run_checks`, the ServingGate executor on real artifacts, and `python -m pipeline verify`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import math
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+import tensorflow as tf
+from model_zoo import FAULTS, save_zoo_model
+from tensorflow_model_analysis.proto import metrics_for_slice_pb2
+from tfx.types import artifact_utils, standard_artifacts
+
+from components import features, serving
+from components.serving_gate import checks, spec
+from components.serving_gate.executor import Executor
+from data import embedded
+from pipeline.__main__ import EXIT_FAILED, EXIT_OK, EXIT_USAGE, main
+
+TRIPS = 600
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    """A CSV of real trips, the same trips as serialized examples, and a model per fault."""
+    root = tmp_path_factory.mktemp("gate")
+    frame = pd.read_csv(embedded.taxi_sample_path(), dtype=str, keep_default_na=False).head(TRIPS)
+    csv = root / "trips.csv"
+    frame.to_csv(csv, index=False)
+    models = {
+        fault: save_zoo_model(str(root / "models" / (fault or "good")), fault) for fault in [None, *FAULTS]
+    }
+    return {"root": root, "csv": csv, "examples": serving.csv_to_examples(csv), "models": models}
+
+
+def served_figures(workspace) -> dict[str, float]:
+    """Accuracy and AUC of the correct model on the trips, computed outside the gate."""
+    model = tf.saved_model.load(workspace["models"][None])
+    scores = model.signatures["serving_default"](examples=tf.constant(workspace["examples"]))
+    scores = scores["probabilities"].numpy()[:, 0]
+    labels = serving.labels_of(workspace["examples"])
+    return {"binary_accuracy": checks.accuracy(labels, scores), "auc": checks.auc(labels, scores)}
+
+
+def test_the_correct_model_passes_every_check(workspace):
+    figures = served_figures(workspace)
+    verdict = checks.run_checks(workspace["models"][None], workspace["examples"], figures)
+    assert verdict.blessed, verdict.format()
+    assert [c.status for c in verdict.checks] == ["pass"] * 6
+    by_name = {c.name: c for c in verdict.checks}
+    assert by_name["parity"].figures["max_abs_difference"] <= checks.DEFAULT_PARITY_TOLERANCE
+    assert by_name["metrics"].figures["serving_raw"]["auc"] == pytest.approx(figures["auc"], abs=1e-6)
+    # The fixed score is a real classifier on these trips, not a coin.
+    assert figures["auc"] > 0.75
+
+
+@pytest.mark.parametrize("fault", sorted(FAULTS))
+def test_each_broken_model_is_refused_for_its_reason(workspace, fault):
+    verdict = checks.run_checks(workspace["models"][fault], workspace["examples"])
+    assert not verdict.blessed
+    failed = [c.name for c in verdict.failures]
+    assert FAULTS[fault] in failed, verdict.format()
+
+
+def test_broadcasting_hidden_behind_an_n_by_1_answer_is_caught_as_skew(workspace):
+    """The insidious case: (N, N) averaged back to (N, 1) has the right shape and wrong values."""
+    verdict = checks.run_checks(workspace["models"]["broadcast_raw"], workspace["examples"])
+    by_name = {c.name: c for c in verdict.checks}
+    assert by_name["output_shape"].status == "pass"
+    assert by_name["parity"].status == "fail"
+    assert by_name["parity"].figures["examples_differing"] > TRIPS // 2
+    assert "train/serve preprocessing skew" in by_name["parity"].detail
+
+
+def test_shape_failures_say_what_came_back(workspace):
+    square = checks.run_checks(workspace["models"]["square_output"], workspace["examples"])
+    detail = {c.name: c.detail for c in square.checks}["output_shape"]
+    assert f"returned shape ({TRIPS}, {TRIPS}) for {TRIPS} examples, expected ({TRIPS}, 1)" in detail
+    assert "only broadcasting" in detail
+    flat = checks.run_checks(workspace["models"]["flat_output"], workspace["examples"])
+    assert f"returned shape ({TRIPS},)" in {c.name: c.detail for c in flat.checks}["output_shape"]
+
+
+def test_nan_count_is_reported(workspace):
+    verdict = checks.run_checks(workspace["models"]["nan"], workspace["examples"])
+    finite = {c.name: c for c in verdict.checks}["finite"]
+    short_trips = int((pd.read_csv(workspace["csv"])["trip_miles"] < 1).sum())
+    assert short_trips > 0
+    assert finite.figures["serving_default"]["nan"] == short_trips
+
+
+def test_metrics_that_disagree_with_the_evaluator_are_refused(workspace):
+    figures = served_figures(workspace)
+    off = dict(figures, auc=figures["auc"] + 0.02)
+    verdict = checks.run_checks(workspace["models"][None], workspace["examples"], off)
+    assert [c.name for c in verdict.failures] == ["metrics"]
+    assert "tolerance 0.005" in verdict.failures[0].detail
+    loose = checks.run_checks(workspace["models"][None], workspace["examples"], off, metric_tolerance=0.03)
+    assert loose.blessed
+
+
+def test_exact_auc_and_accuracy():
+    labels = np.array([0, 0, 1, 1, 1])
+    scores = np.array([0.1, 0.6, 0.6, 0.9, 0.4])
+    # Pairs (pos, neg): 0.6>0.1, 0.6=0.6 (half), 0.9>both, 0.4>0.1 but <0.6 -> (1 + .5 + 2 + 1) / 6
+    assert checks.auc(labels, scores) == pytest.approx(4.5 / 6)
+    assert checks.accuracy(labels, scores) == pytest.approx(3 / 5)
+    assert math.isnan(checks.auc(np.ones(3), np.array([0.1, 0.2, 0.3])))
+
+
+def write_tfma_metrics(folder, figures: dict[str, float]) -> None:
+    """An overall-slice MetricsForSlice in TFMA's own file layout (what tfma.load_metrics reads)."""
+    proto = metrics_for_slice_pb2.MetricsForSlice()
+    for name, value in figures.items():
+        item = proto.metric_keys_and_values.add()
+        item.key.name = name
+        item.value.double_value.value = value
+    os.makedirs(folder, exist_ok=True)
+    with tf.io.TFRecordWriter(os.path.join(folder, "metrics-00000-of-00001.tfrecord")) as writer:
+        writer.write(proto.SerializeToString())
+
+
+def gate_artifacts(workspace, tmp_path, fault, figures):
+    model = standard_artifacts.Model()
+    model.uri = str(tmp_path / "model")
+    save_zoo_model(os.path.join(model.uri, serving.TRAINER_SERVING_FOLDER), fault)
+    examples = standard_artifacts.Examples()
+    examples.uri = str(tmp_path / "examples")
+    examples.split_names = artifact_utils.encode_split_names(["train", "eval"])
+    for split in ("train", "eval"):
+        os.makedirs(os.path.join(examples.uri, f"Split-{split}"))
+    path = os.path.join(examples.uri, "Split-eval", "data_tfrecord-00000-of-00001.gz")
+    with tf.io.TFRecordWriter(path, options="GZIP") as writer:
+        for record in workspace["examples"]:
+            writer.write(record)
+    evaluation = standard_artifacts.ModelEvaluation()
+    evaluation.uri = str(tmp_path / "evaluation")
+    write_tfma_metrics(evaluation.uri, figures)
+    blessing = standard_artifacts.InfraBlessing()
+    blessing.uri = str(tmp_path / "blessing")
+    inputs = {spec.MODEL_KEY: [model], spec.EXAMPLES_KEY: [examples], spec.EVALUATION_KEY: [evaluation]}
+    return inputs, {spec.BLESSING_KEY: [blessing]}, blessing
+
+
+@pytest.mark.parametrize("fault", [None, "skip_transform"])
+def test_executor_writes_the_verdict_and_the_blessing(workspace, tmp_path, fault):
+    inputs, outputs, blessing = gate_artifacts(workspace, tmp_path, fault, served_figures(workspace))
+    properties = {spec.SPLIT_KEY: "eval", spec.METRIC_TOLERANCE_KEY: 0.005, spec.PARITY_TOLERANCE_KEY: 1e-5}
+    Executor().Do(inputs, outputs, properties)
+    verdict = json.loads((tmp_path / "blessing" / spec.VERDICT_FILE_NAME).read_text())
+    assert verdict["examples"] == TRIPS
+    assert verdict["blessed"] is (fault is None)
+    assert blessing.get_int_custom_property(spec.BLESSED_PROPERTY) == (1 if fault is None else 0)
+    statuses = {c["name"]: c["status"] for c in verdict["checks"]}
+    if fault is None:
+        assert set(statuses.values()) == {"pass"}
+        assert verdict["checks"][-1]["figures"]["evaluator"]["auc"] > 0.75
+    else:
+        assert statuses["parity"] == "fail"
+        assert blessing.get_string_custom_property(spec.VERDICT_PROPERTY).startswith("refused: parity:")
+
+
+def verify(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        status = main(["verify", *argv])
+    return status, out.getvalue(), err.getvalue()
+
+
+def test_verify_passes_the_correct_model_and_writes_json(workspace, tmp_path):
+    status, out, _ = verify(
+        "--model",
+        workspace["models"][None],
+        "--data",
+        str(workspace["csv"]),
+        "--json",
+        str(tmp_path / "v.json"),
+    )
+    assert status == EXIT_OK, out
+    assert "PASSED" in out
+    assert "[SKIPPED] metrics" in out  # No Evaluator given: nothing to compare with.
+    assert json.loads((tmp_path / "v.json").read_text())["blessed"] is True
+
+
+@pytest.mark.parametrize("fault", sorted(FAULTS))
+def test_verify_refuses_each_broken_model(workspace, fault):
+    status, out, _ = verify("--model", workspace["models"][fault], "--data", str(workspace["csv"]))
+    assert status == EXIT_FAILED
+    assert "REFUSED" in out
+    assert f"[FAIL   ] {FAULTS[fault]}" in out
+
+
+def test_verify_reads_an_examples_artifact_and_an_evaluation(workspace, tmp_path):
+    inputs, _, _ = gate_artifacts(workspace, tmp_path, None, served_figures(workspace))
+    status, out, _ = verify(
+        "--model",
+        inputs[spec.MODEL_KEY][0].uri,
+        "--data",
+        inputs[spec.EXAMPLES_KEY][0].uri,
+        "--evaluation",
+        inputs[spec.EVALUATION_KEY][0].uri,
+    )
+    assert status == EXIT_OK, out
+    assert "[PASS   ] metrics" in out
+
+
+def test_verify_names_bad_paths_and_columns(workspace, tmp_path):
+    status, _, err = verify("--model", str(tmp_path / "nowhere"), "--data", str(workspace["csv"]))
+    assert status == EXIT_USAGE
+    assert "no SavedModel at" in err
+    thin = tmp_path / "thin.csv"
+    pd.read_csv(workspace["csv"]).drop(columns=["company"]).to_csv(thin, index=False)
+    status, _, err = verify("--model", workspace["models"][None], "--data", str(thin))
+    assert status == EXIT_USAGE
+    assert "lacks the taxi columns ['company']" in err
+
+
+def test_csv_replay_keeps_blank_cells_absent_and_names_bad_values(workspace, tmp_path):
+    frame = pd.read_csv(workspace["csv"], dtype=str, keep_default_na=False)
+    example = tf.train.Example.FromString(workspace["examples"][0])
+    for column in features.serving_raw_features():
+        assert (column in example.features.feature) == (frame[column][0] != "")
+    frame.loc[3, "trip_start_hour"] = "noon"
+    bad = tmp_path / "bad.csv"
+    frame.to_csv(bad, index=False)
+    with pytest.raises(
+        serving.ReplayDataError, match="line 5, column 'trip_start_hour': 'noon' is not a valid int"
+    ):
+        serving.csv_to_examples(bad)
+
+
+def test_examples_to_raw_uses_the_missing_markers(workspace):
+    specs = serving.raw_input_specs(tf.saved_model.load(workspace["models"][None]).signatures["serving_raw"])
+    raw = serving.examples_to_raw(workspace["examples"], specs)
+    frame = pd.read_csv(workspace["csv"], dtype=str, keep_default_na=False)
+    blank_tract = (frame["dropoff_census_tract"] == "").to_numpy()
+    assert blank_tract.any()
+    assert (raw["dropoff_census_tract"][blank_tract] == features.MISSING_INT).all()
+    blank_company = (frame["company"] == "").to_numpy()
+    assert (raw["company"][blank_company] == b"").all()
+    blank_latitude = (frame["dropoff_latitude"] == "").to_numpy()
+    assert blank_latitude.any()
+    assert np.isnan(raw["dropoff_latitude"][blank_latitude]).all()
+    assert not np.isnan(raw["dropoff_latitude"][~blank_latitude]).any()
