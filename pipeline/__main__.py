@@ -5,7 +5,7 @@ checks on any SavedModel with our signatures against raw data.
 
 Exit status of `run`: 0 when the pipeline ran to completion (pushed, or not blessed by the
 Evaluator: the summary says which); 4 when the serving gate refused the model; 3 when the
-data gate stopped the run; 2 for bad arguments; 1 for any other failure.
+data or drift gate stopped the run; 2 for bad arguments; 1 for any other failure.
 Exit status of `verify`: 0 when every check passes, 1 when one fails, 2 for bad arguments.
 """
 
@@ -32,6 +32,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--data-root", help="folder of span-<k>/*.csv (default: the embedded taxi spans)")
     run.add_argument("--first-span", type=int, help="oldest span to use (default: oldest available)")
     run.add_argument("--last-span", type=int, help="newest span to use (default: newest available)")
+    run.add_argument(
+        "--window",
+        type=int,
+        default=PipelineConfig.window_spans,
+        help="train on the newest N spans (0: every span); ignored with --first-span",
+    )
     run.add_argument("--train-steps", type=int, default=PipelineConfig.train_steps)
     run.add_argument("--eval-steps", type=int, default=PipelineConfig.eval_steps)
     run.add_argument("--epochs", type=int, default=PipelineConfig.epochs)
@@ -53,6 +59,11 @@ def _parser() -> argparse.ArgumentParser:
         type=float,
         default=PipelineConfig.gate_tolerance,
         help="largest gap between served and Evaluator accuracy/AUC the serving gate accepts",
+    )
+    run.add_argument(
+        "--accept-drift",
+        action="store_true",
+        help="train on a span that drifted beyond the schema's thresholds (recorded in ML Metadata)",
     )
     run.add_argument(
         "--beam-arg",
@@ -96,6 +107,7 @@ def _config(args: argparse.Namespace) -> PipelineConfig:
         data_root=args.data_root,
         first_span=args.first_span,
         last_span=args.last_span,
+        window_spans=args.window or None,
         train_steps=args.train_steps,
         eval_steps=args.eval_steps,
         epochs=args.epochs,
@@ -103,6 +115,7 @@ def _config(args: argparse.Namespace) -> PipelineConfig:
         auc_threshold=args.auc_threshold,
         regression_tolerance=args.regression_tolerance,
         gate_tolerance=args.gate_tolerance,
+        accept_drift=args.accept_drift,
         beam_args=tuple(args.beam_arg) if args.beam_arg else DEFAULT_BEAM_ARGS,
     )
 
@@ -110,6 +123,7 @@ def _config(args: argparse.Namespace) -> PipelineConfig:
 def run_command(config: PipelineConfig, verbose: bool = False) -> int:
     """Run the pipeline, print progress and the summary; return the exit status."""
     from components.anomaly_gate.executor import DataAnomalyError
+    from components.drift_gate.executor import DriftError
     from data.embedded import DataError
     from pipeline import local_runner, progress, report
 
@@ -126,6 +140,9 @@ def run_command(config: PipelineConfig, verbose: bool = False) -> int:
             local_runner.run_pipeline(tfx_pipeline)
     except DataAnomalyError as error:
         print(f"\nSTOPPED by the data gate: {error}", file=sys.stderr)
+        status = EXIT_DATA_GATE
+    except DriftError as error:
+        print(f"\nSTOPPED by the drift gate: {error}", file=sys.stderr)
         status = EXIT_DATA_GATE
     except Exception as error:  # noqa: BLE001 - any component failure ends the run the same way.
         print(f"\nFAILED: {type(error).__name__}: {error}", file=sys.stderr)

@@ -31,12 +31,16 @@ class PipelineConfig:
         root: folder holding everything the run reads and writes.
         data_root: folder of `span-<k>/` CSV folders; default `<root>/data` (the embedded data).
         first_span, last_span: span window (inclusive); None means the oldest / newest available.
+        window_spans: unless `first_span` is set, train and evaluate on the newest this many
+            spans (up to `last_span`); None for every span.
         train_steps, eval_steps: Trainer step counts.
         epochs, batch_size: how `train_steps` are grouped, and the per-replica batch.
         auc_threshold: the Evaluator blesses only models whose overall AUC reaches this.
         regression_tolerance: largest AUC drop allowed against the last blessed model.
         gate_tolerance: largest gap between the served predictions' accuracy/AUC and the
             Evaluator's that the serving gate accepts.
+        accept_drift: let a span that drifted beyond the schema's thresholds through; the
+            override is recorded in ML Metadata.
         beam_args: Beam pipeline options, passed through to every Beam-based component.
         run_fn: the Trainer's `run_fn` as `package.module.function` (programmatic use: tests
             train deliberately broken models with their own).
@@ -46,6 +50,7 @@ class PipelineConfig:
     data_root: Path | None = None
     first_span: int | None = None
     last_span: int | None = None
+    window_spans: int | None = 4
     train_steps: int = 400
     eval_steps: int = 100
     epochs: int = 5
@@ -53,6 +58,7 @@ class PipelineConfig:
     auc_threshold: float = 0.90
     regression_tolerance: float = 0.01
     gate_tolerance: float = 0.005
+    accept_drift: bool = False
     beam_args: tuple[str, ...] = DEFAULT_BEAM_ARGS
     run_fn: str = DEFAULT_RUN_FN
     pipeline_name: str = PIPELINE_NAME
@@ -69,6 +75,10 @@ class PipelineConfig:
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}")
         if self.epochs > self.train_steps:
             raise ConfigError(f"epochs ({self.epochs}) cannot exceed train_steps ({self.train_steps})")
+        if self.window_spans is not None and (
+            not isinstance(self.window_spans, int) or self.window_spans < 1
+        ):
+            raise ConfigError(f"window_spans must be a positive integer or None, got {self.window_spans!r}")
         for name in ("first_span", "last_span"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 0):

@@ -91,6 +91,7 @@ def build(config: PipelineConfig, schema_path: Path = SCHEMA_PATH):
         serving_dir=str(config.serving_dir),
         first_span=config.first_span,
         last_span=config.last_span,
+        window_spans=config.window_spans,
         run_fn=config.run_fn,
         train_steps=config.train_steps,
         eval_steps=config.eval_steps,
@@ -99,6 +100,7 @@ def build(config: PipelineConfig, schema_path: Path = SCHEMA_PATH):
         auc_threshold=config.auc_threshold,
         regression_tolerance=config.regression_tolerance,
         gate_tolerance=config.gate_tolerance,
+        accept_drift=config.accept_drift,
         beam_pipeline_args=with_dependency_flags(config.beam_args),
         metadata_connection_config=metadata.sqlite_metadata_connection_config(str(config.metadata_path)),
     )

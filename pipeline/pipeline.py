@@ -14,6 +14,7 @@ from tfx.proto import example_gen_pb2, pusher_pb2, range_config_pb2, trainer_pb2
 
 from components import features
 from components.anomaly_gate.component import AnomalyGate
+from components.drift_gate.component import DriftGate
 from components.example_gen.component import SpanWindowCsvExampleGen
 from components.pusher.component import AtomicPusher
 from components.resolver import make_baseline_resolver
@@ -26,16 +27,30 @@ LABEL_KEY = features.LABEL_KEY
 CODE_VERSION_KEY = "code_version"
 
 
-def span_range(first_span: int | None, last_span: int | None) -> range_config_pb2.RangeConfig | None:
-    """RangeConfig for the ExampleGen window; None means every available span."""
-    if first_span is None and last_span is None:
-        return None
-    return range_config_pb2.RangeConfig(
-        static_range=range_config_pb2.StaticRange(
-            start_span_number=first_span or 0,
-            end_span_number=last_span if last_span is not None else 2**31 - 1,
+def span_range(
+    first_span: int | None, last_span: int | None, window: int | None = None
+) -> range_config_pb2.RangeConfig | None:
+    """RangeConfig for the ExampleGen window; None means every available span.
+
+    With `first_span`, the spans from it to `last_span` (or the newest). Otherwise the newest
+    `window` spans up to `last_span` (or the newest available); no window means all of them.
+    """
+    if first_span is not None or (last_span is not None and not window):
+        return range_config_pb2.RangeConfig(
+            static_range=range_config_pb2.StaticRange(
+                start_span_number=first_span or 0,
+                end_span_number=last_span if last_span is not None else 2**31 - 1,
+            )
         )
-    )
+    if last_span is not None:
+        return range_config_pb2.RangeConfig(
+            static_range=range_config_pb2.StaticRange(
+                start_span_number=max(0, last_span - window + 1), end_span_number=last_span
+            )
+        )
+    if window:
+        return range_config_pb2.RangeConfig(rolling_range=range_config_pb2.RollingRange(num_spans=window))
+    return None
 
 
 def make_eval_config(auc_threshold: float, regression_tolerance: float) -> tfma.EvalConfig:
@@ -102,6 +117,7 @@ def create_pipeline(
     serving_dir: str,
     first_span: int | None,
     last_span: int | None,
+    window_spans: int | None,
     run_fn: str,
     train_steps: int,
     eval_steps: int,
@@ -110,6 +126,7 @@ def create_pipeline(
     auc_threshold: float,
     regression_tolerance: float,
     gate_tolerance: float,
+    accept_drift: bool,
     beam_pipeline_args: list[str],
     metadata_connection_config=None,
     enable_cache: bool = True,
@@ -117,7 +134,7 @@ def create_pipeline(
     """Build the taxi pipeline.
 
     ExampleGen (span window) -> StatisticsGen -> ImportSchemaGen -> ExampleValidator ->
-    AnomalyGate -> Transform -> Trainer -> baseline Resolver -> Evaluator -> ServingGate ->
+    AnomalyGate, DriftGate -> Transform -> Trainer -> baseline Resolver -> Evaluator -> ServingGate ->
     AtomicPusher (pushes only when the Evaluator and the ServingGate both bless).
 
     Args:
@@ -128,6 +145,7 @@ def create_pipeline(
         serving_dir: TF Serving model base path; pushed versions go below it.
         first_span: oldest span of the window; None for the oldest available.
         last_span: newest span of the window (inclusive); None for the newest available.
+        window_spans: without `first_span`, train on this many newest spans (None: all).
         run_fn: the Trainer's `run_fn`, by dotted path.
         train_steps: Trainer training steps.
         eval_steps: Trainer evaluation steps.
@@ -137,6 +155,7 @@ def create_pipeline(
         regression_tolerance: largest AUC drop against the baseline that still blesses.
         gate_tolerance: largest gap between the served predictions' accuracy/AUC and the
             Evaluator's that the serving gate accepts.
+        accept_drift: let a span that drifted beyond the schema's thresholds through (recorded).
         beam_pipeline_args: Beam options for the Beam-based components.
         metadata_connection_config: ML Metadata connection (None for orchestrators that own it).
         enable_cache: reuse results of executions whose inputs did not change.
@@ -157,7 +176,7 @@ def create_pipeline(
                 ]
             )
         ),
-        range_config=span_range(first_span, last_span),
+        range_config=span_range(first_span, last_span, window_spans),
     )
     statistics_gen = StatisticsGen(examples=example_gen.outputs["examples"])
     schema_gen = ImportSchemaGen(schema_file=schema_path)
@@ -165,6 +184,13 @@ def create_pipeline(
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"]
     )
     anomaly_gate = AnomalyGate(anomalies=example_validator.outputs["anomalies"])
+    drift_gate = DriftGate(
+        examples=example_gen.outputs["examples"],
+        schema=schema_gen.outputs["schema"],
+        data_root=data_root,
+        span_pattern=SPAN_PATTERN,
+        accept_drift=accept_drift,
+    )
     transform = Transform(
         examples=example_gen.outputs["examples"],
         schema=schema_gen.outputs["schema"],
@@ -178,6 +204,7 @@ def create_pipeline(
         disable_statistics=True,
     )
     transform.add_upstream_node(anomaly_gate)
+    transform.add_upstream_node(drift_gate)
     trainer = Trainer(
         run_fn=run_fn,
         examples=example_gen.outputs["examples"],
@@ -218,6 +245,7 @@ def create_pipeline(
             schema_gen,
             example_validator,
             anomaly_gate,
+            drift_gate,
             transform,
             trainer,
             baseline,

@@ -15,6 +15,7 @@ from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 from tfx.orchestration import metadata
 
+from components.drift_gate import spec as drift_spec
 from components.evaluation import evaluation_metrics, slice_name
 from components.serving_gate import spec as gate_spec
 
@@ -65,6 +66,8 @@ class RunReport:
     pushed_version: str | None
     pushed_path: str | None
     spans: str | None
+    drift_summary: str | None = None
+    drift_accepted: bool = False
     gate_blessed: bool | None = None
     gate_summary: str | None = None
     gate_checks: list[dict] = dataclasses.field(default_factory=list)
@@ -179,6 +182,10 @@ def load_report(metadata_path: str | Path, run_id: str | None = None) -> RunRepo
         for example in node.outputs.get("examples", []):
             if "spans" in example.custom_properties:
                 report.spans = example.custom_properties["spans"].string_value
+        for drift in node.outputs.get("drift", []):
+            props = drift.custom_properties
+            report.drift_summary = props[drift_spec.DRIFT_SUMMARY_PROPERTY].string_value
+            report.drift_accepted = props[drift_spec.DRIFT_ACCEPTED_PROPERTY].int_value == 1
         for evaluation in node.outputs.get("evaluation", []):
             report.overall, report.slices = evaluation_metrics(evaluation.uri)
             report.reasons = blessing_reasons(evaluation.uri)
@@ -233,6 +240,9 @@ def format_report(report: RunReport) -> str:
     lines = [f"Run {report.run_id}" + (f" on spans {report.spans}" if report.spans else "")]
     for node in report.nodes:
         lines.append(f"  {node.node_id:<32} {node.state:<7} {node.seconds:7.1f} s")
+    if report.drift_summary:
+        accepted = "ACCEPTED by --accept-drift: " if report.drift_accepted else ""
+        lines.append(f"Drift: {accepted}{report.drift_summary}")
     if report.overall:
         lines.append(f"Eval split, overall: {_metrics_line(report.overall)}")
         weakest = weakest_slices(report)

@@ -12,6 +12,7 @@ PIPELINE_NODE_IDS = (
     "StatisticsGen",
     "ExampleValidator",
     "AnomalyGate",
+    "DriftGate",
     "Transform",
     "Trainer",
     "latest_blessed_model_resolver",

@@ -50,6 +50,13 @@ def test_span_range_from_cli_values():
     assert select_window([1, 2, 3, 4], span_range(None, 2)) == [1, 2]
 
 
+def test_rolling_window_takes_the_newest_spans():
+    assert select_window([1, 2, 3, 4, 5, 6], span_range(None, None, 4)) == [3, 4, 5, 6]
+    assert select_window([1, 2], span_range(None, None, 4)) == [1, 2]  # first weeks: what exists
+    assert select_window([1, 2, 3, 4, 5, 6], span_range(None, 5, 2)) == [4, 5]
+    assert select_window([1, 2, 3, 4, 5, 6], span_range(2, 3, 4)) == [2, 3]  # explicit range wins
+
+
 def test_known_columns_get_their_types_and_unknown_ones_fall_back_to_inference():
     from tfx_bsl.coders import csv_decoder
 
