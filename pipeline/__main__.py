@@ -1,11 +1,13 @@
-"""Command line: `python -m pipeline run | report | verify`.
+"""Command line: `python -m pipeline run | replay | schedule | report | verify`.
 
-`run` runs the pipeline, `report` summarises the newest run, `verify` runs the serving gate's
-checks on any SavedModel with our signatures against raw data.
+`run` runs the pipeline, `replay` simulates weeks of retraining, `schedule` puts the weekly
+run in this machine's crontab, `report` summarises the newest run, `verify` runs the serving
+gate's checks on any SavedModel with our signatures against raw data.
 
 Exit status of `run`: 0 when the pipeline ran to completion (pushed, or not blessed by the
 Evaluator: the summary says which); 4 when the serving gate refused the model; 3 when the
-data or drift gate stopped the run; 2 for bad arguments; 1 for any other failure.
+data or drift gate stopped the run; 5 when another run holds the root; 2 for bad arguments;
+1 for any other failure.
 Exit status of `verify`: 0 when every check passes, 1 when one fails, 2 for bad arguments.
 """
 
@@ -21,7 +23,54 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from pipeline.config import DEFAULT_BEAM_ARGS, DEFAULT_ROOT, ConfigError, PipelineConfig  # noqa: E402
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_DATA_GATE, EXIT_SERVING_GATE = 0, 1, 2, 3, 4
+DEFAULT_REPLAY_ROOT = DEFAULT_ROOT.parent / "replay"
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_DATA_GATE, EXIT_SERVING_GATE, EXIT_BUSY = 0, 1, 2, 3, 4, 5
+
+
+def _add_training_options(parser: argparse.ArgumentParser) -> None:
+    """Options shared by `run` and `replay`: the window, training, thresholds, Beam."""
+    parser.add_argument(
+        "--window",
+        type=int,
+        default=PipelineConfig.window_spans,
+        help="train on the newest N spans (0: every span); ignored with --first-span",
+    )
+    parser.add_argument("--train-steps", type=int, default=PipelineConfig.train_steps)
+    parser.add_argument("--eval-steps", type=int, default=PipelineConfig.eval_steps)
+    parser.add_argument("--epochs", type=int, default=PipelineConfig.epochs)
+    parser.add_argument("--batch-size", type=int, default=PipelineConfig.batch_size)
+    parser.add_argument(
+        "--auc-threshold",
+        type=float,
+        default=PipelineConfig.auc_threshold,
+        help="overall AUC a model must reach to be pushed",
+    )
+    parser.add_argument(
+        "--regression-tolerance",
+        type=float,
+        default=PipelineConfig.regression_tolerance,
+        help="largest AUC drop against the last blessed model that still pushes",
+    )
+    parser.add_argument(
+        "--gate-tolerance",
+        type=float,
+        default=PipelineConfig.gate_tolerance,
+        help="largest gap between served and Evaluator accuracy/AUC the serving gate accepts",
+    )
+    parser.add_argument(
+        "--accept-drift",
+        action="store_true",
+        help="train on a span that drifted beyond the schema's thresholds (recorded in ML Metadata)",
+    )
+    parser.add_argument(
+        "--beam-arg",
+        action="append",
+        default=None,
+        metavar="--OPTION=VALUE",
+        help="Beam pipeline option, repeatable; replaces the in-memory default "
+        f"({' '.join(DEFAULT_BEAM_ARGS)})",
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -32,48 +81,27 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--data-root", help="folder of span-<k>/*.csv (default: the embedded taxi spans)")
     run.add_argument("--first-span", type=int, help="oldest span to use (default: oldest available)")
     run.add_argument("--last-span", type=int, help="newest span to use (default: newest available)")
-    run.add_argument(
-        "--window",
-        type=int,
-        default=PipelineConfig.window_spans,
-        help="train on the newest N spans (0: every span); ignored with --first-span",
-    )
-    run.add_argument("--train-steps", type=int, default=PipelineConfig.train_steps)
-    run.add_argument("--eval-steps", type=int, default=PipelineConfig.eval_steps)
-    run.add_argument("--epochs", type=int, default=PipelineConfig.epochs)
-    run.add_argument("--batch-size", type=int, default=PipelineConfig.batch_size)
-    run.add_argument(
-        "--auc-threshold",
-        type=float,
-        default=PipelineConfig.auc_threshold,
-        help="overall AUC a model must reach to be pushed",
-    )
-    run.add_argument(
-        "--regression-tolerance",
-        type=float,
-        default=PipelineConfig.regression_tolerance,
-        help="largest AUC drop against the last blessed model that still pushes",
-    )
-    run.add_argument(
-        "--gate-tolerance",
-        type=float,
-        default=PipelineConfig.gate_tolerance,
-        help="largest gap between served and Evaluator accuracy/AUC the serving gate accepts",
-    )
-    run.add_argument(
-        "--accept-drift",
-        action="store_true",
-        help="train on a span that drifted beyond the schema's thresholds (recorded in ML Metadata)",
-    )
-    run.add_argument(
-        "--beam-arg",
-        action="append",
-        default=None,
-        metavar="--OPTION=VALUE",
-        help="Beam pipeline option, repeatable; replaces the in-memory default "
-        f"({' '.join(DEFAULT_BEAM_ARGS)})",
-    )
+    _add_training_options(run)
     run.add_argument("--verbose", action="store_true", help="show TFX's INFO logs")
+    replay = commands.add_parser("replay", help="simulate N weeks: one span arrives, the pipeline runs")
+    replay.add_argument("--weeks", type=int, required=True, help="how many weeks (spans) to replay")
+    replay.add_argument("--root", default=str(DEFAULT_REPLAY_ROOT), help="an empty folder for the replay")
+    replay.add_argument(
+        "--week-train-steps",
+        action="append",
+        default=[],
+        metavar="WEEK=STEPS",
+        help="train week WEEK with STEPS steps only (e.g. 3=5: a deliberately worse week); repeatable",
+    )
+    _add_training_options(replay)
+    schedule = commands.add_parser("schedule", help="schedule the weekly run in this machine's crontab")
+    schedule.add_argument("--root", default=str(DEFAULT_ROOT), help="run root of the scheduled runs")
+    schedule.add_argument("--data-root", help="folder of span-<k>/*.csv the weekly feed writes into")
+    schedule.add_argument("--day", default="mon", help="day of the week (mon..sun; default mon)")
+    schedule.add_argument("--time", default="03:00", help="time of day, HH:MM (default 03:00)")
+    schedule.add_argument("--print", dest="print_only", action="store_true", help="show the entry only")
+    schedule.add_argument("--remove", action="store_true", help="take the root's entry out")
+    schedule.add_argument("--crontab", default="crontab", help="the crontab command to use")
     report = commands.add_parser("report", help="summarise the newest run under a root")
     report.add_argument("--root", default=str(DEFAULT_ROOT))
     verify = commands.add_parser(
@@ -104,9 +132,9 @@ def _parser() -> argparse.ArgumentParser:
 def _config(args: argparse.Namespace) -> PipelineConfig:
     return PipelineConfig(
         root=args.root,
-        data_root=args.data_root,
-        first_span=args.first_span,
-        last_span=args.last_span,
+        data_root=getattr(args, "data_root", None),
+        first_span=getattr(args, "first_span", None),
+        last_span=getattr(args, "last_span", None),
         window_spans=args.window or None,
         train_steps=args.train_steps,
         eval_steps=args.eval_steps,
@@ -121,7 +149,21 @@ def _config(args: argparse.Namespace) -> PipelineConfig:
 
 
 def run_command(config: PipelineConfig, verbose: bool = False) -> int:
-    """Run the pipeline, print progress and the summary; return the exit status."""
+    """Run the pipeline, print progress and the summary; return the exit status.
+
+    Holds the root's run lock throughout: a second run on the same root exits at once.
+    """
+    from pipeline.lock import RunInProgressError, run_lock
+
+    try:
+        with run_lock(config.root):
+            return _run_locked(config, verbose)
+    except RunInProgressError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_BUSY
+
+
+def _run_locked(config: PipelineConfig, verbose: bool) -> int:
     from components.anomaly_gate.executor import DataAnomalyError
     from components.drift_gate.executor import DriftError
     from data.embedded import DataError
@@ -194,10 +236,84 @@ def verify_command(args: argparse.Namespace) -> int:
     return EXIT_OK if verdict.blessed else EXIT_FAILED
 
 
+def _week_steps(values: list[str]) -> dict[int, int]:
+    steps = {}
+    for value in values:
+        week, _, count = value.partition("=")
+        if not (week.isdigit() and count.isdigit()):
+            raise ConfigError(f"--week-train-steps takes WEEK=STEPS (e.g. 3=5), got {value!r}")
+        steps[int(week)] = int(count)
+    return steps
+
+
+def replay_command(config: PipelineConfig, args: argparse.Namespace) -> int:
+    """Replay `--weeks` weeks under `--root`; exit 0 when every week ran to completion."""
+    import dataclasses
+
+    from pipeline.replay import ReplayError, replay
+
+    try:
+        steps = _week_steps(args.week_train_steps)
+        for count in steps.values():
+            dataclasses.replace(config, train_steps=count)  # validates each week's setting
+        rows = replay(config, args.weeks, steps)
+    except (ConfigError, ReplayError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    failed = [row.week for row in rows if row.status not in (EXIT_OK, EXIT_SERVING_GATE, EXIT_DATA_GATE)]
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def schedule_command(args: argparse.Namespace) -> int:
+    """Write, show or remove the weekly crontab entry of a root."""
+    from pathlib import Path
+
+    from pipeline import schedule
+
+    root = Path(args.root).absolute()
+    try:
+        fields = schedule.cron_fields(args.day, args.time)
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    run_args = ["--data-root", str(Path(args.data_root).absolute())] if args.data_root else []
+    new_entry = None if args.remove else schedule.entry(root, fields, run_args)
+    if args.print_only:
+        print(new_entry or f"(--remove --print: the entry marked '{schedule.MARKER}{root}' would go)", end="")
+        return EXIT_OK
+    try:
+        current = schedule.read_crontab(args.crontab)
+        updated = schedule.updated_crontab(current, root, new_entry)
+        if updated == current:
+            print(f"No weekly run is scheduled for {root}" if args.remove else "Already scheduled, unchanged")
+            return EXIT_OK
+        if new_entry:
+            (root / schedule.LOG_NAME).parent.mkdir(parents=True, exist_ok=True)
+        schedule.write_crontab(updated, args.crontab)
+    except FileNotFoundError:
+        print(
+            f"error: no `{args.crontab}` command on this machine (install cron, e.g. apt-get install cron); "
+            f"the entry would be:\n{new_entry or ''}",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    except RuntimeError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    if new_entry:
+        print(f"Scheduled the weekly run of {root} ({fields}); output goes to {root / schedule.LOG_NAME}:")
+        print(new_entry, end="")
+    else:
+        print(f"Removed the weekly run of {root} from the crontab")
+    return EXIT_OK
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "verify":
         return verify_command(args)
+    if args.command == "schedule":
+        return schedule_command(args)
     if args.command == "report":
         from pipeline import report
 
@@ -212,6 +328,8 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
+    if args.command == "replay":
+        return replay_command(config, args)
     return run_command(config, verbose=args.verbose)
 
 

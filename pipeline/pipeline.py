@@ -134,7 +134,7 @@ def create_pipeline(
     """Build the taxi pipeline.
 
     ExampleGen (span window) -> StatisticsGen -> ImportSchemaGen -> ExampleValidator ->
-    AnomalyGate, DriftGate -> Transform -> Trainer -> baseline Resolver -> Evaluator -> ServingGate ->
+    AnomalyGate -> DriftGate -> Transform -> Trainer -> baseline Resolver -> Evaluator -> ServingGate ->
     AtomicPusher (pushes only when the Evaluator and the ServingGate both bless).
 
     Args:
@@ -191,6 +191,7 @@ def create_pipeline(
         span_pattern=SPAN_PATTERN,
         accept_drift=accept_drift,
     )
+    drift_gate.add_upstream_node(anomaly_gate)  # Schema violations first: they say more than drift.
     transform = Transform(
         examples=example_gen.outputs["examples"],
         schema=schema_gen.outputs["schema"],

@@ -51,6 +51,7 @@ class NodeRun:
     state: str
     seconds: float
     outputs: dict[str, list[metadata_store_pb2.Artifact]]
+    inputs: dict[str, list[metadata_store_pb2.Artifact]] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass
@@ -107,7 +108,8 @@ def node_runs(store: metadata_store.MetadataStore, run_id: str) -> list[NodeRun]
         store.get_executions_by_context(context.id), key=lambda e: (e.create_time_since_epoch, e.id)
     )
     events = store.get_events_by_execution_ids([e.id for e in executions])
-    artifact_ids = {e.artifact_id for e in events if e.type == metadata_store_pb2.Event.OUTPUT}
+    kinds = {metadata_store_pb2.Event.OUTPUT: "outputs", metadata_store_pb2.Event.INPUT: "inputs"}
+    artifact_ids = {e.artifact_id for e in events if e.type in kinds}
     artifacts = {a.id: a for a in store.get_artifacts_by_id(list(artifact_ids))} if artifact_ids else {}
     result = []
     for execution in executions:
@@ -115,14 +117,14 @@ def node_runs(store: metadata_store.MetadataStore, run_id: str) -> list[NodeRun]
             (c for c in store.get_contexts_by_execution(execution.id) if c.type == NODE_CONTEXT_TYPE), None
         )
         node_id = node_context.name.split(".", 1)[-1] if node_context else str(execution.id)
-        outputs: dict[str, list] = {}
+        linked: dict[str, dict[str, list]] = {"outputs": {}, "inputs": {}}
         for event in events:
-            if event.execution_id == execution.id and event.type == metadata_store_pb2.Event.OUTPUT:
+            if event.execution_id == execution.id and event.type in kinds:
                 key = event.path.steps[0].key if event.path.steps else "?"
-                outputs.setdefault(key, []).append(artifacts[event.artifact_id])
+                linked[kinds[event.type]].setdefault(key, []).append(artifacts[event.artifact_id])
         seconds = (execution.last_update_time_since_epoch - execution.create_time_since_epoch) / 1000.0
         state = STATE_NAMES.get(execution.last_known_state, "unknown")
-        result.append(NodeRun(node_id=node_id, state=state, seconds=seconds, outputs=outputs))
+        result.append(NodeRun(node_id=node_id, state=state, seconds=seconds, **linked))
     return result
 
 

@@ -100,17 +100,22 @@ def test_cold_run_executes_every_component_once(runs):
     states = {n.node_id: n.state for n in cold.report.nodes}
     assert set(states) == ALL_NODES
     assert all(state == "ran" for state in states.values()), states
-    assert cold.report.spans == "1,2,3,4,5,6,7,8"
+    assert cold.report.spans == "5,6,7,8"  # the default window: the newest 4 spans
     for node in ALL_NODES:  # live progress: a "started" and a "ran <seconds> s" line each
         assert re.search(rf"\] {node}\s+started$", cold.stdout, re.MULTILINE), node
         assert re.search(rf"\] {node}\s+ran\s+[\d.]+ s$", cold.stdout, re.MULTILINE), node
 
 
 def test_model_quality_on_the_eval_split(runs):
+    """On the default window (spans 5-8, 2015-16: a quarter more big tippers than 2013-14).
+
+    All 8 spans give AUC 0.952 / accuracy 0.896 (see the benchmark); on this window always
+    answering "no" scores 0.734, and the model must beat it by a wide margin.
+    """
     overall = runs["cold"].report.overall
-    assert overall["example_count"] > 4000
-    assert overall["auc"] >= 0.95, overall
-    assert overall["binary_accuracy"] >= 0.89, overall
+    assert overall["example_count"] > 2000  # eval split of the 4-span window
+    assert overall["auc"] >= 0.92, overall
+    assert overall["binary_accuracy"] >= (1 - overall["mean_label"]) + 0.10, overall
     assert runs["cold"].report.blessed is True
     assert "Blessed: yes" in runs["cold"].stdout
 
@@ -245,7 +250,7 @@ def test_anomalous_span_stops_the_run_before_transform(runs):
     assert states["AnomalyGate"] == "failed"
     assert "Transform" not in states and "AtomicPusher" not in states
     assert anomaly.versions == runs["cold"].versions  # the served model stays where it is
-    assert anomaly.report.spans == "1,2,3,4,5,6,7,8,9"
+    assert anomaly.report.spans == "6,7,8,9"
 
 
 def test_span_missing_a_column_stops_the_run_naming_it(runs):

@@ -1,0 +1,139 @@
+"""Weekly retraining end to end: a 4-week replay, then a drifted week stopped and knowingly accepted.
+
+One session fixture in one temp root, all real LocalDagRunner runs, checked through ML Metadata:
+1. `replay` of 4 weeks (span k arrives in week k; window of 4 spans); week 4 is trained with
+   5 steps only (a runtime setting) and must not be pushed;
+2. week 5's span arrives with fares multiplied by 10: the drift gate stops the run;
+3. the same run with `--accept-drift` goes through, and ML Metadata records the override.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import shutil
+
+import pandas as pd
+import pytest
+
+from data import embedded
+from pipeline.__main__ import EXIT_DATA_GATE, EXIT_OK, EXIT_USAGE, main, run_command
+from pipeline.config import PipelineConfig
+from pipeline.replay import replay
+from pipeline.report import load_report
+
+pytestmark = pytest.mark.e2e
+
+WEEKS = 4
+WORSE_WEEK = 4
+
+
+def captured(fn, *args, **kwargs):
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        result = fn(*args, **kwargs)
+    return result, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture(scope="session")
+def weeks(tmp_path_factory):
+    root = tmp_path_factory.mktemp("weekly")
+    base = PipelineConfig(root=root)
+    printed = io.StringIO()
+    rows = replay(base, WEEKS, {WORSE_WEEK: 5}, out=printed)
+
+    weekly = root / "weekly-data"
+    # Read as text so every other column is written back byte for byte (ints stay ints).
+    frame = pd.read_csv(root / "feed" / "span-5" / embedded.SPAN_FILE_NAME, dtype=str, keep_default_na=False)
+    frame["fare"] = [f"{float(v) * 10:.2f}" if v else "" for v in frame["fare"]]
+    (weekly / "span-5").mkdir()
+    frame.to_csv(weekly / "span-5" / embedded.SPAN_FILE_NAME, index=False)
+    config = PipelineConfig(root=root, data_root=weekly)
+    drifted = captured(run_command, config)
+    drifted_report = load_report(config.metadata_path)
+    accepted = captured(run_command, PipelineConfig(root=root, data_root=weekly, accept_drift=True))
+    accepted_report = load_report(config.metadata_path)
+    return {
+        "root": root,
+        "rows": rows,
+        "printed": printed.getvalue(),
+        "drifted": drifted,
+        "drifted_report": drifted_report,
+        "accepted": accepted,
+        "accepted_report": accepted_report,
+        "serving": base.serving_dir,
+    }
+
+
+def test_each_week_trains_on_its_window_and_records_its_spans(weeks):
+    rows = weeks["rows"]
+    assert [row.spans for row in rows] == ["1", "1,2", "1,2,3", "1,2,3,4"]
+    assert [row.span for row in rows] == [1, 2, 3, 4]  # ExampleGen's span property in ML Metadata
+    assert all(row.status == EXIT_OK for row in rows)
+    # New data every week: only the schema import is reused.
+    assert all(row.cached == ["ImportSchemaGen"] for row in rows[1:])
+
+
+def test_the_baseline_is_the_previous_weeks_blessed_model(weeks):
+    rows = weeks["rows"]
+    assert rows[0].baseline is None and rows[0].pushed_version
+    for previous, week in zip(rows[: WORSE_WEEK - 1], rows[1:WORSE_WEEK]):
+        assert previous.pushed_version, previous.outcome
+        assert week.baseline == previous.candidate
+    assert rows[WORSE_WEEK - 1].baseline == rows[WORSE_WEEK - 2].candidate
+
+
+def test_versions_only_grow_and_the_worse_week_is_not_pushed(weeks):
+    rows = weeks["rows"]
+    pushed = [int(row.pushed_version) for row in rows if row.pushed_version]
+    assert pushed == sorted(pushed) and len(set(pushed)) == len(pushed) == WORSE_WEEK - 1
+    worse = rows[WORSE_WEEK - 1]
+    assert worse.blessed is False and worse.pushed_version is None
+    assert worse.auc < rows[WORSE_WEEK - 2].auc - 0.05
+    assert "not pushed: not blessed" in worse.outcome and "auc change vs baseline" in worse.outcome
+    served = sorted(int(p.name) for p in weeks["serving"].iterdir())
+    accepted = weeks["accepted_report"]
+    later = [int(accepted.pushed_version)] if accepted.pushed_new_version else []
+    assert served == pushed + later  # the week-5 run (drift accepted) comes after the replay
+
+
+def test_the_replay_prints_one_row_per_week(weeks):
+    lines = weeks["printed"].splitlines()
+    assert lines[0].split()[:4] == ["week", "spans", "AUC", "acc"]
+    rows = [line for line in lines if line[:4].strip().isdigit()]
+    assert [int(line.split()[0]) for line in rows] == list(range(1, WEEKS + 1))
+    assert "pushed" in rows[0] and "not pushed: not blessed" in rows[WORSE_WEEK - 1]
+    assert "cached: ImportSchemaGen" in weeks["printed"]
+    assert (weeks["root"] / "replay" / "week-1.log").read_text().count("Pushed: version") == 1
+
+
+def test_a_drifted_week_stops_the_run_naming_the_feature(weeks):
+    status, _, err = weeks["drifted"]
+    assert status == EXIT_DATA_GATE
+    assert "span 5 drifted from span 4 beyond the schema's thresholds" in err
+    assert "fare: Jensen-Shannon" in err and "--accept-drift" in err
+    states = {n.node_id: n.state for n in weeks["drifted_report"].nodes}
+    assert states["DriftGate"] == "failed" and "Transform" not in states
+
+
+def test_accept_drift_lets_it_through_and_records_the_override(weeks):
+    status, out, _ = weeks["accepted"]
+    assert status == EXIT_OK, out
+    report = weeks["accepted_report"]
+    states = {n.node_id: n.state for n in report.nodes}
+    assert states["DriftGate"] == "ran" and states["Transform"] == "ran"
+    assert report.drift_accepted is True
+    assert "Drift: ACCEPTED by --accept-drift: fare: Jensen-Shannon" in out
+    assert report.spans == "2,3,4,5"
+
+
+def test_replay_refuses_a_used_root_and_bad_week_settings(weeks, tmp_path):
+    status, _, err = captured(main, ["replay", "--weeks", "2", "--root", str(weeks["root"])])
+    assert status == EXIT_USAGE and "already holds pipeline runs" in err
+    status, _, err = captured(main, ["replay", "--weeks", "99", "--root", str(tmp_path / "r")])
+    assert status == EXIT_USAGE and "--weeks must be within 1..8" in err
+    status, _, err = captured(
+        main, ["replay", "--weeks", "2", "--root", str(tmp_path / "s"), "--week-train-steps", "x"]
+    )
+    assert status == EXIT_USAGE and "WEEK=STEPS" in err
+    shutil.rmtree(tmp_path, ignore_errors=True)
