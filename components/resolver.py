@@ -63,3 +63,20 @@ def make_baseline_resolver(candidate_model) -> resolver.Resolver:
             CANDIDATE_KEY: candidate_model,
         },
     ).with_id("latest_blessed_model_resolver")
+
+
+def make_warm_start_resolver() -> resolver.Resolver:
+    """Resolver node whose `model` output is the latest blessed model (empty before the first).
+
+    Runs before the Trainer, so the candidate cannot be among its inputs.
+    """
+    from tfx.dsl.input_resolution.strategies.latest_blessed_model_strategy import LatestBlessedModelStrategy
+    from tfx.types import Channel
+
+    return resolver.Resolver(
+        strategy_class=LatestBlessedModelStrategy,
+        **{
+            MODEL_KEY: Channel(type=standard_artifacts.Model),
+            MODEL_BLESSING_KEY: Channel(type=standard_artifacts.ModelBlessing),
+        },
+    ).with_id("warm_start_model_resolver")

@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 EPOCHS_KEY = "epochs"
 BATCH_SIZE_KEY = "batch_size"
 MODEL_CONFIG_KEY = "model"
+# Start from the weights of the latest blessed model (Trainer's `base_model` input) when set.
+WARM_START_KEY = "warm_start"
 DEFAULT_EPOCHS = 5
 DEFAULT_BATCH_SIZE = 128
 # Fixed seed for weights, dropout and shuffling: a re-run on the same data trains the same model.
@@ -197,6 +199,60 @@ def export_model(model: tf.keras.Model, tf_transform_output: tft.TFTransformOutp
     model.save(path, save_format="tf", signatures=signatures, save_traces=False)
 
 
+def warm_start(model: tf.keras.Model, base_model_dir: str, tf_transform_output: tft.TFTransformOutput) -> str:
+    """Copy a previous model's weights into `model`; return what was restored, for the log.
+
+    Weights are matched by name. A vocabulary embedding is remapped row by row through the
+    two vocabularies (each window computes its own, ordered by frequency: copying rows by
+    position would hand one company's embedding to another); tokens new to this window keep
+    their fresh initialisation. A weight whose shape changed otherwise (a layer resized) is
+    left as initialised. The optimizer starts afresh.
+    """
+    base = tf.saved_model.load(base_model_dir)
+    previous = {v.name: v.numpy() for v in base.signatures[SERVING_SIGNATURE].variables}
+    restored, remapped, fresh = 0, [], []
+    vocab_layers = {
+        f"{features.transformed_name(k)}_embedding/embeddings:0": k for k in features.VOCABULARY_FEATURES
+    }
+    for variable in model.weights:
+        old = previous.get(variable.name)
+        if old is None:
+            fresh.append(f"{variable.name} (not in the base model)")
+        elif variable.name in vocab_layers:
+            key = vocab_layers[variable.name]
+            old_tokens = _asset_vocabulary(base_model_dir, features.vocabulary_name(key))
+            new_tokens = tf_transform_output.vocabulary_by_name(features.vocabulary_name(key))
+            variable.assign(_remap_rows(variable.numpy(), old, old_tokens, new_tokens))
+            remapped.append(key)
+        elif tuple(old.shape) == tuple(variable.shape):
+            variable.assign(old)
+            restored += 1
+        else:
+            fresh.append(f"{variable.name} (shape {old.shape} -> {tuple(variable.shape)})")
+    return (
+        f"warm start from {base_model_dir}: {restored} weights copied, vocabulary embeddings "
+        f"remapped by token for {remapped}; fresh: {fresh or 'none'}"
+    )
+
+
+def _asset_vocabulary(model_dir: str, name: str) -> list[bytes]:
+    with tf.io.gfile.GFile(f"{model_dir}/assets/{name}", "rb") as handle:
+        return [line.rstrip(b"\n") for line in handle]
+
+
+def _remap_rows(fresh, old, old_tokens: list[bytes], new_tokens: list[bytes]):
+    """Rows of `old` moved to where each token sits in the new vocabulary; OOV rows kept last."""
+    rows = fresh.copy()
+    position = {token: i for i, token in enumerate(old_tokens)}
+    for i, token in enumerate(new_tokens):
+        if token in position and position[token] < len(old):
+            rows[i] = old[position[token]]
+    oov = min(len(old) - len(old_tokens), len(rows) - len(new_tokens))
+    if oov > 0:
+        rows[len(new_tokens) : len(new_tokens) + oov] = old[len(old_tokens) : len(old_tokens) + oov]
+    return rows
+
+
 def vocabulary_sizes(tf_transform_output: tft.TFTransformOutput) -> dict[str, int]:
     """Raw categorical key -> size of the vocabulary Transform computed for it."""
     return {
@@ -223,6 +279,8 @@ def run_fn(fn_args: FnArgs) -> None:
     with strategy.scope():
         model = build_model(categorical_cardinalities(vocabulary_sizes(tf_transform_output)), model_config)
 
+    if custom.get(WARM_START_KEY) and fn_args.base_model:
+        log.info(warm_start(model, fn_args.base_model, tf_transform_output))
     steps_per_epoch = max(1, math.ceil(fn_args.train_steps / epochs))
     model.fit(
         train.repeat(),

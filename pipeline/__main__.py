@@ -59,6 +59,11 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
         help="largest gap between served and Evaluator accuracy/AUC the serving gate accepts",
     )
     parser.add_argument(
+        "--warm-start",
+        action="store_true",
+        help="start training from the latest blessed model's weights (vocabulary embeddings remapped)",
+    )
+    parser.add_argument(
         "--accept-drift",
         action="store_true",
         help="train on a span that drifted beyond the schema's thresholds (recorded in ML Metadata)",
@@ -144,6 +149,7 @@ def _config(args: argparse.Namespace) -> PipelineConfig:
         regression_tolerance=args.regression_tolerance,
         gate_tolerance=args.gate_tolerance,
         accept_drift=args.accept_drift,
+        warm_start=args.warm_start,
         beam_args=tuple(args.beam_arg) if args.beam_arg else DEFAULT_BEAM_ARGS,
     )
 

@@ -41,6 +41,7 @@ class PipelineConfig:
             Evaluator's that the serving gate accepts.
         accept_drift: let a span that drifted beyond the schema's thresholds through; the
             override is recorded in ML Metadata.
+        warm_start: start training from the latest blessed model's weights.
         beam_args: Beam pipeline options, passed through to every Beam-based component.
         run_fn: the Trainer's `run_fn` as `package.module.function` (programmatic use: tests
             train deliberately broken models with their own).
@@ -59,6 +60,7 @@ class PipelineConfig:
     regression_tolerance: float = 0.01
     gate_tolerance: float = 0.005
     accept_drift: bool = False
+    warm_start: bool = False
     beam_args: tuple[str, ...] = DEFAULT_BEAM_ARGS
     run_fn: str = DEFAULT_RUN_FN
     pipeline_name: str = PIPELINE_NAME

@@ -101,6 +101,7 @@ def build(config: PipelineConfig, schema_path: Path = SCHEMA_PATH):
         regression_tolerance=config.regression_tolerance,
         gate_tolerance=config.gate_tolerance,
         accept_drift=config.accept_drift,
+        warm_start=config.warm_start,
         beam_pipeline_args=with_dependency_flags(config.beam_args),
         metadata_connection_config=metadata.sqlite_metadata_connection_config(str(config.metadata_path)),
     )

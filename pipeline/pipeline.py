@@ -17,9 +17,10 @@ from components.anomaly_gate.component import AnomalyGate
 from components.drift_gate.component import DriftGate
 from components.example_gen.component import SpanWindowCsvExampleGen
 from components.pusher.component import AtomicPusher
-from components.resolver import make_baseline_resolver
+from components.resolver import make_baseline_resolver, make_warm_start_resolver
 from components.serving import SERVING_SIGNATURE, TRANSFORM_SIGNATURE
 from components.serving_gate.component import ServingGate
+from components.trainer import WARM_START_KEY
 
 PREPROCESSING_FN = "components.transform.preprocessing_fn"
 SPAN_PATTERN = "span-{SPAN}/*.csv"
@@ -127,6 +128,7 @@ def create_pipeline(
     regression_tolerance: float,
     gate_tolerance: float,
     accept_drift: bool,
+    warm_start: bool,
     beam_pipeline_args: list[str],
     metadata_connection_config=None,
     enable_cache: bool = True,
@@ -155,6 +157,7 @@ def create_pipeline(
         regression_tolerance: largest AUC drop against the baseline that still blesses.
         gate_tolerance: largest gap between the served predictions' accuracy/AUC and the
             Evaluator's that the serving gate accepts.
+        warm_start: start training from the latest blessed model's weights (adds a resolver).
         accept_drift: let a span that drifted beyond the schema's thresholds through (recorded).
         beam_pipeline_args: Beam options for the Beam-based components.
         metadata_connection_config: ML Metadata connection (None for orchestrators that own it).
@@ -206,14 +209,16 @@ def create_pipeline(
     )
     transform.add_upstream_node(anomaly_gate)
     transform.add_upstream_node(drift_gate)
+    warm_start_resolver = make_warm_start_resolver() if warm_start else None
     trainer = Trainer(
         run_fn=run_fn,
+        base_model=warm_start_resolver.outputs["model"] if warm_start_resolver else None,
         examples=example_gen.outputs["examples"],
         transform_graph=transform.outputs["transform_graph"],
         schema=schema_gen.outputs["schema"],
         train_args=trainer_pb2.TrainArgs(num_steps=train_steps),
         eval_args=trainer_pb2.EvalArgs(num_steps=eval_steps),
-        custom_config={**trainer_config, CODE_VERSION_KEY: code_version},
+        custom_config={**trainer_config, CODE_VERSION_KEY: code_version, WARM_START_KEY: warm_start},
     )
     baseline = make_baseline_resolver(trainer.outputs["model"])
     evaluator = Evaluator(
@@ -248,6 +253,7 @@ def create_pipeline(
             anomaly_gate,
             drift_gate,
             transform,
+            *([warm_start_resolver] if warm_start_resolver else []),
             trainer,
             baseline,
             evaluator,

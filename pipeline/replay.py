@@ -32,6 +32,7 @@ class WeekRow:
     """What one week's run did."""
 
     week: int
+    run_id: str
     status: int
     spans: str | None
     span: int | None
@@ -97,6 +98,7 @@ def week_row(week: int, status: int, report, seconds: float) -> WeekRow:
         outcome = "not pushed"
     return WeekRow(
         week=week,
+        run_id=report.run_id,
         status=status,
         spans=report.spans,
         span=_span_property(_node_output(report, EXAMPLE_GEN_NODE, "examples")),

@@ -4,7 +4,8 @@ One session fixture in one temp root, all real LocalDagRunner runs, checked thro
 1. `replay` of 4 weeks (span k arrives in week k; window of 4 spans); week 4 is trained with
    5 steps only (a runtime setting) and must not be pushed;
 2. week 5's span arrives with fares multiplied by 10: the drift gate stops the run;
-3. the same run with `--accept-drift` goes through, and ML Metadata records the override.
+3. the same run with `--accept-drift` (and `--warm-start`) goes through; ML Metadata records
+   the override and the model the Trainer started from.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import io
 import shutil
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -51,7 +53,9 @@ def weeks(tmp_path_factory):
     config = PipelineConfig(root=root, data_root=weekly)
     drifted = captured(run_command, config)
     drifted_report = load_report(config.metadata_path)
-    accepted = captured(run_command, PipelineConfig(root=root, data_root=weekly, accept_drift=True))
+    accepted = captured(
+        run_command, PipelineConfig(root=root, data_root=weekly, accept_drift=True, warm_start=True)
+    )
     accepted_report = load_report(config.metadata_path)
     return {
         "root": root,
@@ -137,3 +141,43 @@ def test_replay_refuses_a_used_root_and_bad_week_settings(weeks, tmp_path):
     )
     assert status == EXIT_USAGE and "WEEK=STEPS" in err
     shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def test_warm_start_trains_from_the_latest_blessed_model(weeks):
+    trainer = next(n for n in weeks["accepted_report"].nodes if n.node_id == "Trainer")
+    assert trainer.state == "ran"
+    latest_blessed = weeks["rows"][WORSE_WEEK - 2].candidate  # week 4 was not blessed
+    assert [a.uri for a in trainer.inputs["base_model"]] == [latest_blessed]
+
+
+def test_warm_start_copies_weights_and_remaps_embeddings_by_token(weeks):
+    """Week 1's model (vocabulary of span 1) into a model for week 4's window (spans 1-4)."""
+    import numpy as np
+    import tensorflow as tf
+    import tensorflow_transform as tft
+
+    from components import features
+    from components.model import build_model, categorical_cardinalities
+    from components.trainer import vocabulary_sizes, warm_start
+
+    rows = weeks["rows"]
+    base_dir = rows[0].candidate + "/Format-Serving"
+    week4 = load_report(PipelineConfig(root=weeks["root"]).metadata_path, rows[WORSE_WEEK - 1].run_id)
+    transform = next(n for n in week4.nodes if n.node_id == "Transform")
+    tft_output = tft.TFTransformOutput(transform.outputs["transform_graph"][0].uri)
+    model = build_model(categorical_cardinalities(vocabulary_sizes(tft_output)))
+    message = warm_start(model, base_dir, tft_output)
+    assert "remapped by token for ['payment_type', 'company']" in message
+
+    base = tf.saved_model.load(base_dir)
+    old = {v.name: v.numpy() for v in base.signatures["serving_default"].variables}
+    new = {w.name: w.numpy() for w in model.weights}
+    np.testing.assert_array_equal(new["dense_1/kernel:0"], old["dense_1/kernel:0"])
+    key = "company"
+    name = f"{features.transformed_name(key)}_embedding/embeddings:0"
+    old_tokens = (Path(base_dir) / "assets" / features.vocabulary_name(key)).read_bytes().split(b"\n")
+    new_tokens = tft_output.vocabulary_by_name(features.vocabulary_name(key))
+    moved = [t for t in new_tokens if t in old_tokens and new_tokens.index(t) != old_tokens.index(t)]
+    assert moved, "the two windows order the companies differently"
+    for token in moved:
+        np.testing.assert_array_equal(new[name][new_tokens.index(token)], old[name][old_tokens.index(token)])

@@ -93,3 +93,18 @@ def test_autograph_leaves_graph_safe_packages_alone():
         assert prefixes.count(package) == 1
         rule = next(r for r in autograph_config.CONVERSION_RULES if getattr(r, "_prefix", None) == package)
         assert rule.get_action(types.ModuleType(f"{package}.src.layers")) == Action.DO_NOT_CONVERT
+
+
+def test_warm_start_moves_embedding_rows_with_their_tokens():
+    from components.trainer import _remap_rows
+
+    old_tokens = [b"Cash", b"Credit Card", b"No Charge"]
+    new_tokens = [b"Credit Card", b"Cash", b"Dispute", b"No Charge"]
+    old = np.arange(4 * 2, dtype=np.float32).reshape(4, 2)  # 3 tokens + 1 OOV row
+    fresh = -np.ones((5, 2), dtype=np.float32)  # 4 tokens + 1 OOV row
+    rows = _remap_rows(fresh, old, old_tokens, new_tokens)
+    np.testing.assert_array_equal(rows[0], old[1])  # Credit Card followed its token
+    np.testing.assert_array_equal(rows[1], old[0])
+    np.testing.assert_array_equal(rows[2], fresh[2])  # new token: fresh initialisation
+    np.testing.assert_array_equal(rows[3], old[2])
+    np.testing.assert_array_equal(rows[4], old[3])  # the OOV bucket stays the OOV bucket

@@ -76,3 +76,13 @@ def test_host_arguments_are_hidden_from_tfx_flag_parsing(monkeypatch):
     local_runner.run_pipeline(object())
     assert seen == [["pytest"]]
     assert sys.argv == ["pytest", "-v", "-x"]
+
+
+def test_warm_start_adds_a_resolver_feeding_the_trainers_base_model(tmp_path):
+    cold = {c.id for c in local_runner.build(PipelineConfig(root=tmp_path)).components}
+    assert "warm_start_model_resolver" not in cold
+    warm = local_runner.build(PipelineConfig(root=tmp_path, warm_start=True))
+    by_id = {c.id: c for c in warm.components}
+    assert by_id["Trainer"].inputs["base_model"].producer_component_id == "warm_start_model_resolver"
+    assert by_id["Trainer"].exec_properties["custom_config"]
+    assert '"warm_start": true' in by_id["Trainer"].exec_properties["custom_config"]
