@@ -104,8 +104,11 @@ def build_model(cardinalities: dict[str, int], config: ModelConfig = ModelConfig
         parts.append(tf.keras.layers.Reshape((1,), name=f"{name}_column")(inputs[name]))
     for name, count in sorted(cardinalities.items()):
         inputs[name] = tf.keras.Input(shape=(), name=name, dtype=tf.int64)
-        dim = min(config.embedding_dim, count)
-        parts.append(tf.keras.layers.Embedding(count, dim, name=f"{name}_embedding")(inputs[name]))
+        # One width for every categorical, however few its ids: a vocabulary that grows or
+        # shrinks between windows then changes rows only, and warm start can carry them over.
+        parts.append(
+            tf.keras.layers.Embedding(count, config.embedding_dim, name=f"{name}_embedding")(inputs[name])
+        )
     x = tf.keras.layers.Concatenate(name="features")(parts)
     for i, units in enumerate(config.hidden_units):
         x = tf.keras.layers.Dense(units, activation="relu", name=f"dense_{i}")(x)

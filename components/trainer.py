@@ -243,6 +243,8 @@ def _asset_vocabulary(model_dir: str, name: str) -> list[bytes]:
 def _remap_rows(fresh, old, old_tokens: list[bytes], new_tokens: list[bytes]):
     """Rows of `old` moved to where each token sits in the new vocabulary; OOV rows kept last."""
     rows = fresh.copy()
+    if old.shape[1:] != fresh.shape[1:]:
+        return rows  # another embedding width: nothing can be carried over
     position = {token: i for i, token in enumerate(old_tokens)}
     for i, token in enumerate(new_tokens):
         if token in position and position[token] < len(old):

@@ -167,7 +167,8 @@ def test_warm_start_copies_weights_and_remaps_embeddings_by_token(weeks):
     tft_output = tft.TFTransformOutput(transform.outputs["transform_graph"][0].uri)
     model = build_model(categorical_cardinalities(vocabulary_sizes(tft_output)))
     message = warm_start(model, base_dir, tft_output)
-    assert "remapped by token for ['payment_type', 'company']" in message
+    assert "18 weights copied" in message and "fresh: none" in message
+    assert "vocabulary embeddings remapped by token for ['company', 'payment_type']" in message
 
     base = tf.saved_model.load(base_dir)
     old = {v.name: v.numpy() for v in base.signatures["serving_default"].variables}
