@@ -49,7 +49,7 @@ e2e: setup
 	$(PY) -m pytest -v -m e2e
 
 bench: setup
-	$(PY) benchmarks/bench_pipeline.py
+	$(PY) benchmarks/bench_pipeline.py $(ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -114,7 +114,8 @@ def build_model(cardinalities: dict[str, int], config: ModelConfig = ModelConfig
         x = tf.keras.layers.Dense(units, activation="relu", name=f"dense_{i}")(x)
         if config.dropout:
             x = tf.keras.layers.Dropout(config.dropout, name=f"dropout_{i}")(x)
-    output = tf.keras.layers.Dense(1, activation="sigmoid", name="probabilities")(x)
+    # float32 output even under a mixed-precision policy: the contracts see float32 probabilities.
+    output = tf.keras.layers.Dense(1, activation="sigmoid", name="probabilities", dtype="float32")(x)
     # Labels and predictions must both be (N, 1): checked at every train and test step.
     model = ShapeContractModel(inputs=inputs, outputs=output, name="big_tipper_dnn")
     model.compile(

@@ -1,19 +1,22 @@
 """Trainer's `run_fn`: datasets in, fitted model and its serving signatures out.
 
 `run_fn` only coordinates; each step is a small helper that tests call on its own:
-`make_dataset` (tf.data input), `choose_strategy`, `build_model`, `export_model` (signatures).
+`make_dataset` (tf.data input), `distribution.build_strategy`, `build_model`,
+`training_callbacks`, `export_model` (signatures).
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import os
+import shutil
 
 import tensorflow as tf
 import tensorflow_transform as tft
 from tfx.components.trainer.fn_args_utils import FnArgs
 
-from components import features
+from components import distribution, features
 from components.model import (
     ModelConfig,
     build_model,
@@ -35,6 +38,8 @@ log = logging.getLogger(__name__)
 EPOCHS_KEY = "epochs"
 BATCH_SIZE_KEY = "batch_size"
 MODEL_CONFIG_KEY = "model"
+# Sub-folder of the Trainer's model_run folder holding the fault-tolerance backup.
+BACKUP_FOLDER = "backup"
 # Start from the weights of the latest blessed model (Trainer's `base_model` input) when set.
 WARM_START_KEY = "warm_start"
 DEFAULT_EPOCHS = 5
@@ -89,14 +94,6 @@ def _split_label(example: dict) -> tuple[dict, tf.Tensor]:
     # The label gets the model output's shape, [batch, 1], explicitly: never leave it to
     # broadcasting to reconcile (batch,) with (batch, 1).
     return example, tf.reshape(tf.cast(label, tf.float32), [1])
-
-
-def choose_strategy() -> tf.distribute.Strategy:
-    """MirroredStrategy over all GPUs when there are several, else the default (one device)."""
-    gpus = tf.config.list_logical_devices("GPU")
-    strategy = tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
-    log.info("training with %s on %d replica(s)", type(strategy).__name__, strategy.num_replicas_in_sync)
-    return strategy
 
 
 def serving_signatures(model: tf.keras.Model, tf_transform_output: tft.TFTransformOutput) -> dict:
@@ -263,8 +260,19 @@ def vocabulary_sizes(tf_transform_output: tft.TFTransformOutput) -> dict[str, in
     }
 
 
+def training_callbacks(fn_args: FnArgs) -> list[tf.keras.callbacks.Callback]:
+    """Fault tolerance: a worker that dies and restarts resumes from the last finished epoch.
+
+    The backup lives in the Trainer's `model_run` folder, which a restarted Trainer of the same
+    execution sees again; Keras deletes it when training ends.
+    """
+    return [
+        tf.keras.callbacks.BackupAndRestore(backup_dir=os.path.join(fn_args.model_run_dir, BACKUP_FOLDER))
+    ]
+
+
 def run_fn(fn_args: FnArgs) -> None:
-    """TFX Trainer entry point: train on the transformed train split, export to serving_model_dir."""
+    """TFX Trainer entry point: train on the train split, export to serving_model_dir (chief only)."""
     custom = fn_args.custom_config or {}
     epochs = int(custom.get(EPOCHS_KEY, DEFAULT_EPOCHS))
     batch_size = int(custom.get(BATCH_SIZE_KEY, DEFAULT_BATCH_SIZE))
@@ -273,11 +281,18 @@ def run_fn(fn_args: FnArgs) -> None:
     )
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
     tf.keras.utils.set_random_seed(SEED)
+    distribution.configure_precision_and_xla(
+        bool(custom.get(distribution.MIXED_PRECISION_KEY)), bool(custom.get(distribution.XLA_KEY))
+    )
 
-    strategy = choose_strategy()
+    strategy = distribution.build_strategy(custom.get(distribution.STRATEGY_KEY, distribution.AUTO))
     global_batch = batch_size * strategy.num_replicas_in_sync
-    train = make_dataset(fn_args.train_files, tf_transform_output, global_batch, shuffle=True, seed=SEED)
-    evaluation = make_dataset(fn_args.eval_files, tf_transform_output, global_batch, shuffle=False)
+    train = distribution.shard_by_data(
+        make_dataset(fn_args.train_files, tf_transform_output, global_batch, shuffle=True, seed=SEED)
+    )
+    evaluation = distribution.shard_by_data(
+        make_dataset(fn_args.eval_files, tf_transform_output, global_batch, shuffle=False)
+    )
     with strategy.scope():
         model = build_model(categorical_cardinalities(vocabulary_sizes(tf_transform_output)), model_config)
 
@@ -290,6 +305,11 @@ def run_fn(fn_args: FnArgs) -> None:
         steps_per_epoch=steps_per_epoch,
         validation_data=evaluation,
         validation_freq=epochs,  # Once, at the end: the Evaluator does the real evaluation.
+        callbacks=training_callbacks(fn_args),
         verbose=2,
     )
-    export_model(model, tf_transform_output, fn_args.serving_model_dir)
+    # Every worker takes part in saving (variables are mirrored); only the chief's copy stays.
+    path = distribution.export_path(fn_args.serving_model_dir, distribution.tf_config())
+    export_model(model, tf_transform_output, path)
+    if path != fn_args.serving_model_dir:
+        shutil.rmtree(path, ignore_errors=True)

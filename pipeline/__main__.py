@@ -59,6 +59,13 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
         help="largest gap between served and Evaluator accuracy/AUC the serving gate accepts",
     )
     parser.add_argument(
+        "--strategy",
+        default=PipelineConfig.strategy,
+        help="distribution: auto (TF_CONFIG and devices decide), one_device, mirrored, multi_worker",
+    )
+    parser.add_argument("--mixed-precision", action="store_true", help="float16 compute on GPU")
+    parser.add_argument("--xla", action="store_true", help="XLA JIT compilation of the training step")
+    parser.add_argument(
         "--warm-start",
         action="store_true",
         help="start training from the latest blessed model's weights (vocabulary embeddings remapped)",
@@ -150,6 +157,9 @@ def _config(args: argparse.Namespace) -> PipelineConfig:
         gate_tolerance=args.gate_tolerance,
         accept_drift=args.accept_drift,
         warm_start=args.warm_start,
+        strategy=args.strategy,
+        mixed_precision=args.mixed_precision,
+        xla=args.xla,
         beam_args=tuple(args.beam_arg) if args.beam_arg else DEFAULT_BEAM_ARGS,
     )
 

@@ -14,6 +14,8 @@ PIPELINE_NAME = "taxi_big_tipper"
 MODEL_NAME = "big_tipper"
 # Trainer user code, by dotted path (installed with the package, so it resolves in any container).
 DEFAULT_RUN_FN = "components.trainer.run_fn"
+# components.distribution's strategy names (not imported: that module imports TensorFlow).
+STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker")
 # In-memory DirectRunner: the embedded data is small, and worker processes would cost more
 # in start-up and pickling than they save.
 DEFAULT_BEAM_ARGS: tuple[str, ...] = ("--direct_running_mode=in_memory", "--direct_num_workers=1")
@@ -42,6 +44,8 @@ class PipelineConfig:
         accept_drift: let a span that drifted beyond the schema's thresholds through; the
             override is recorded in ML Metadata.
         warm_start: start training from the latest blessed model's weights.
+        strategy: auto (by TF_CONFIG and devices), one_device, mirrored or multi_worker.
+        mixed_precision, xla: float16 compute on GPU; XLA JIT compilation.
         beam_args: Beam pipeline options, passed through to every Beam-based component.
         run_fn: the Trainer's `run_fn` as `package.module.function` (programmatic use: tests
             train deliberately broken models with their own).
@@ -61,6 +65,9 @@ class PipelineConfig:
     gate_tolerance: float = 0.005
     accept_drift: bool = False
     warm_start: bool = False
+    strategy: str = "auto"
+    mixed_precision: bool = False
+    xla: bool = False
     beam_args: tuple[str, ...] = DEFAULT_BEAM_ARGS
     run_fn: str = DEFAULT_RUN_FN
     pipeline_name: str = PIPELINE_NAME
@@ -99,6 +106,8 @@ class PipelineConfig:
                 raise ConfigError(f"{name} must be letters, digits, '_' or '-', got {value!r}")
         if not 0.0 <= self.gate_tolerance <= 1.0:
             raise ConfigError(f"gate_tolerance must be within [0, 1], got {self.gate_tolerance!r}")
+        if self.strategy not in STRATEGIES:
+            raise ConfigError(f"strategy must be one of {STRATEGIES}, got {self.strategy!r}")
         module, _, function = self.run_fn.rpartition(".")
         if not module or not function.isidentifier():
             raise ConfigError(

@@ -14,7 +14,7 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # Must precede the first Tens
 from tfx.orchestration import metadata  # noqa: E402
 from tfx.orchestration.local.local_dag_runner import LocalDagRunner  # noqa: E402
 
-from components import trainer  # noqa: E402
+from components import distribution, trainer  # noqa: E402
 from components.version import code_fingerprint  # noqa: E402
 from data import embedded  # noqa: E402
 from pipeline.config import PipelineConfig  # noqa: E402
@@ -95,7 +95,13 @@ def build(config: PipelineConfig, schema_path: Path = SCHEMA_PATH):
         run_fn=config.run_fn,
         train_steps=config.train_steps,
         eval_steps=config.eval_steps,
-        trainer_config={trainer.EPOCHS_KEY: config.epochs, trainer.BATCH_SIZE_KEY: config.batch_size},
+        trainer_config={
+            trainer.EPOCHS_KEY: config.epochs,
+            trainer.BATCH_SIZE_KEY: config.batch_size,
+            distribution.STRATEGY_KEY: config.strategy,
+            distribution.MIXED_PRECISION_KEY: config.mixed_precision,
+            distribution.XLA_KEY: config.xla,
+        },
         code_version=code_version(config.run_fn),
         auc_threshold=config.auc_threshold,
         regression_tolerance=config.regression_tolerance,

@@ -60,3 +60,12 @@ def test_config_is_frozen():
     config = PipelineConfig()
     with pytest.raises(AttributeError):
         config.train_steps = 5
+
+
+def test_strategy_names_match_the_distribution_module():
+    from components import distribution
+    from pipeline import config
+
+    assert config.STRATEGIES == distribution.STRATEGIES
+    with pytest.raises(ConfigError, match="strategy must be one of"):
+        PipelineConfig(strategy="parameter_server")
