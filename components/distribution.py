@@ -28,6 +28,12 @@ XLA_KEY = "xla"
 # Strategy names: AUTO picks by TF_CONFIG and the visible devices.
 AUTO, ONE_DEVICE, MIRRORED, MULTI_WORKER = "auto", "one_device", "mirrored", "multi_worker"
 STRATEGIES = (AUTO, ONE_DEVICE, MIRRORED, MULTI_WORKER)
+# TF's public names (MultiWorkerMirroredStrategy's class is CollectiveAllReduceStrategy).
+STRATEGY_NAMES = {
+    ONE_DEVICE: "the default strategy",
+    MIRRORED: "MirroredStrategy",
+    MULTI_WORKER: "MultiWorkerMirroredStrategy",
+}
 
 
 class StrategyError(ValueError):
@@ -95,20 +101,28 @@ def strategy_kind(requested: str, config: dict, gpus: int) -> str:
 
 
 def build_strategy(requested: str = AUTO) -> tf.distribute.Strategy:
-    """The strategy for this process; logs the choice and the replica count."""
+    """The strategy for this process; logs the choice and the replica count.
+
+    Call it before anything else uses TensorFlow in a worker process: a multi-worker strategy
+    cannot be created once the runtime has started (so a Trainer running inside LocalDagRunner,
+    whose process has run other components, trains multi-worker only in processes of its own,
+    e.g. TFJob pods).
+    """
     config = tf_config()
-    gpus = tf.config.list_logical_devices("GPU")
+    # Physical devices: listing them does not start the runtime, which MultiWorkerMirroredStrategy
+    # must still find unstarted (it configures collective ops at start-up).
+    gpus = tf.config.list_physical_devices("GPU")
     kind = strategy_kind(requested, config, len(gpus))
     if kind == MULTI_WORKER:
         strategy = tf.distribute.MultiWorkerMirroredStrategy()
     elif kind == MIRRORED:
-        devices = gpus if len(gpus) > 1 else tf.config.list_logical_devices("CPU")
+        devices = tf.config.list_logical_devices("GPU" if len(gpus) > 1 else "CPU")
         strategy = tf.distribute.MirroredStrategy([d.name for d in devices])
     else:
         strategy = tf.distribute.get_strategy()
     log.info(
         "training with %s (%s) on %d replica(s)%s",
-        type(strategy).__name__,
+        STRATEGY_NAMES[kind],
         kind,
         strategy.num_replicas_in_sync,
         f", task {config.get('task')}" if config else "",

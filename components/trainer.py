@@ -274,6 +274,9 @@ def training_callbacks(fn_args: FnArgs) -> list[tf.keras.callbacks.Callback]:
 def run_fn(fn_args: FnArgs) -> None:
     """TFX Trainer entry point: train on the train split, export to serving_model_dir (chief only)."""
     custom = fn_args.custom_config or {}
+    # First, before anything else touches the TensorFlow runtime: MultiWorkerMirroredStrategy
+    # must configure collective ops at program start-up.
+    strategy = distribution.build_strategy(custom.get(distribution.STRATEGY_KEY, distribution.AUTO))
     epochs = int(custom.get(EPOCHS_KEY, DEFAULT_EPOCHS))
     batch_size = int(custom.get(BATCH_SIZE_KEY, DEFAULT_BATCH_SIZE))
     model_config = ModelConfig(
@@ -285,7 +288,6 @@ def run_fn(fn_args: FnArgs) -> None:
         bool(custom.get(distribution.MIXED_PRECISION_KEY)), bool(custom.get(distribution.XLA_KEY))
     )
 
-    strategy = distribution.build_strategy(custom.get(distribution.STRATEGY_KEY, distribution.AUTO))
     global_batch = batch_size * strategy.num_replicas_in_sync
     train = distribution.shard_by_data(
         make_dataset(fn_args.train_files, tf_transform_output, global_batch, shuffle=True, seed=SEED)
