@@ -76,8 +76,12 @@ def code_version(run_fn: str) -> str:
     return f"{code_fingerprint()}-{digest}"
 
 
-def build(config: PipelineConfig, schema_path: Path = SCHEMA_PATH):
-    """Prepare the run root and return the pipeline for `config`."""
+def build(config: PipelineConfig, schema_path: Path = SCHEMA_PATH, tfjob: dict | None = None):
+    """Prepare the run root and return the pipeline for `config`.
+
+    `tfjob` (TFJob settings) makes the Trainer submit its training to a Kubernetes cluster
+    instead of training in this process (see `create_pipeline`).
+    """
     if config.uses_embedded_data:
         embedded.materialize_spans(config.span_data_root)
     elif not config.span_data_root.is_dir():
@@ -110,6 +114,7 @@ def build(config: PipelineConfig, schema_path: Path = SCHEMA_PATH):
         warm_start=config.warm_start,
         beam_pipeline_args=with_dependency_flags(config.beam_args),
         metadata_connection_config=metadata.sqlite_metadata_connection_config(str(config.metadata_path)),
+        tfjob=tfjob,
     )
 
 

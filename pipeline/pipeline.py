@@ -20,6 +20,9 @@ from components.pusher.component import AtomicPusher
 from components.resolver import make_baseline_resolver, make_warm_start_resolver
 from components.serving import SERVING_SIGNATURE, TRANSFORM_SIGNATURE
 from components.serving_gate.component import ServingGate
+from components.tfjob import TFJobSettings
+from components.tfjob_trainer.component import TFJobTrainer
+from components.tfjob_trainer.executor import TFJOB_KEY
 from components.trainer import WARM_START_KEY
 
 PREPROCESSING_FN = "components.transform.preprocessing_fn"
@@ -132,6 +135,7 @@ def create_pipeline(
     beam_pipeline_args: list[str],
     metadata_connection_config=None,
     enable_cache: bool = True,
+    tfjob: dict | None = None,
 ) -> tfx_pipeline.Pipeline:
     """Build the taxi pipeline.
 
@@ -162,6 +166,9 @@ def create_pipeline(
         beam_pipeline_args: Beam options for the Beam-based components.
         metadata_connection_config: ML Metadata connection (None for orchestrators that own it).
         enable_cache: reuse results of executions whose inputs did not change.
+        tfjob: train in a Kubeflow TFJob of several workers instead of in the Trainer's own
+            process: `components.tfjob.TFJobSettings` fields, plus optional `api_server` and
+            `poll_s`; None (the default) trains in-process.
 
     Returns:
         The TFX pipeline.
@@ -210,7 +217,9 @@ def create_pipeline(
     transform.add_upstream_node(anomaly_gate)
     transform.add_upstream_node(drift_gate)
     warm_start_resolver = make_warm_start_resolver() if warm_start else None
-    trainer = Trainer(
+    if tfjob:
+        TFJobSettings(**{k: v for k, v in tfjob.items() if k not in ("api_server", "poll_s")})
+    trainer = (TFJobTrainer if tfjob else Trainer)(
         run_fn=run_fn,
         base_model=warm_start_resolver.outputs["model"] if warm_start_resolver else None,
         examples=example_gen.outputs["examples"],
@@ -218,8 +227,13 @@ def create_pipeline(
         schema=schema_gen.outputs["schema"],
         train_args=trainer_pb2.TrainArgs(num_steps=train_steps),
         eval_args=trainer_pb2.EvalArgs(num_steps=eval_steps),
-        custom_config={**trainer_config, CODE_VERSION_KEY: code_version, WARM_START_KEY: warm_start},
-    )
+        custom_config={
+            **trainer_config,
+            CODE_VERSION_KEY: code_version,
+            WARM_START_KEY: warm_start,
+            **({TFJOB_KEY: dict(tfjob)} if tfjob else {}),
+        },
+    ).with_id("Trainer")
     baseline = make_baseline_resolver(trainer.outputs["model"])
     evaluator = Evaluator(
         examples=example_gen.outputs["examples"],

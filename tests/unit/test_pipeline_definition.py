@@ -1,5 +1,6 @@
 """create_pipeline(): the DAG's shape, the gates' wiring and the evaluation config."""
 
+import pytest
 import tensorflow_model_analysis as tfma
 from conftest import PIPELINE_NODE_IDS
 
@@ -86,3 +87,23 @@ def test_warm_start_adds_a_resolver_feeding_the_trainers_base_model(tmp_path):
     assert by_id["Trainer"].inputs["base_model"].producer_component_id == "warm_start_model_resolver"
     assert by_id["Trainer"].exec_properties["custom_config"]
     assert '"warm_start": true' in by_id["Trainer"].exec_properties["custom_config"]
+
+
+def test_a_tfjob_setting_swaps_in_the_tfjob_trainer_under_the_same_node_id(tmp_path):
+    import json
+
+    from components.tfjob_trainer.executor import TFJOB_KEY
+    from components.tfjob_trainer.executor import Executor as TFJobExecutor
+
+    config = PipelineConfig(root=tmp_path)
+    in_process = {c.id: c for c in local_runner.build(config).components}["Trainer"]
+    assert in_process.executor_spec.executor_class is not TFJobExecutor
+    pipeline = local_runner.build(
+        config, tfjob={"image": "registry/taxi:1", "workers": 3, "gpus_per_worker": 1}
+    )
+    trainer = {c.id: c for c in pipeline.components}["Trainer"]
+    assert trainer.executor_spec.executor_class is TFJobExecutor
+    settings = json.loads(trainer.exec_properties["custom_config"])[TFJOB_KEY]
+    assert settings == {"image": "registry/taxi:1", "workers": 3, "gpus_per_worker": 1}
+    with pytest.raises(ValueError, match="workers must be >= 1"):
+        local_runner.build(config, tfjob={"image": "i", "workers": 0})
