@@ -28,9 +28,10 @@ from components.tfjob_trainer.executor import SPEC_FILE_NAME, TFJOB_KEY, Executo
 class StandIn(http.server.ThreadingHTTPServer):
     """Kubernetes API stand-in: scripted TFJob states, every request recorded."""
 
-    def __init__(self, script: list[str], message: str = ""):
+    def __init__(self, script: list[str], message: str = "", export: bool = True):
         super().__init__(("127.0.0.1", 0), Handler)
         self.script, self.message, self.requests, self.jobs = list(script), message, [], {}
+        self.export = export  # whether the "chief" writes its model when the job succeeds
 
     @property
     def url(self) -> str:
@@ -62,7 +63,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if job is None:
             return self._reply(404, {"kind": "Status", "message": f'tfjobs "{name}" not found'})
         state = self.server.script.pop(0) if len(self.server.script) > 1 else self.server.script[0]
-        if state == "Succeeded" and not job.get("exported"):
+        if state == "Succeeded" and self.server.export and not job.get("exported"):
             spec_uri = job["spec"]["tfReplicaSpecs"]["Worker"]["template"]["spec"]["containers"][0][
                 "command"
             ][-1]
@@ -81,8 +82,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def stand_in(request):
-    script, message = request.param
-    server = StandIn(script, message)
+    server = StandIn(*request.param)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield server
@@ -209,18 +209,9 @@ def test_a_job_that_never_finishes_is_deleted_and_fails(stand_in, tmp_path):
     )
 
 
-@pytest.mark.parametrize("stand_in", [(["Succeeded"], "")], indirect=True)
-def test_success_without_an_export_is_an_error(stand_in, tmp_path, monkeypatch):
+@pytest.mark.parametrize("stand_in", [(["Succeeded"], "", False)], indirect=True)
+def test_success_without_an_export_is_an_error(stand_in, tmp_path):
     inputs, outputs, properties, _ = trainer_artifacts(tmp_path, stand_in.url)
-    stand_in.jobs["taxi-trainer-42"] = {"exported": True}  # the stand-in will not write a model
-
-    original = stand_in.RequestHandlerClass.do_POST
-
-    def keep_flag(handler):
-        original(handler)
-        handler.server.jobs["taxi-trainer-42"]["exported"] = True
-
-    monkeypatch.setattr(stand_in.RequestHandlerClass, "do_POST", keep_flag)
     with pytest.raises(tfjob.TFJobError, match="succeeded but its chief exported no model"):
         Executor().Do(inputs, outputs, properties)
 
