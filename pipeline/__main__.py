@@ -1,8 +1,9 @@
-"""Command line: `python -m pipeline run | replay | schedule | report | verify`.
+"""Command line: `python -m pipeline run | replay | schedule | runs | report | verify`.
 
 `run` runs the pipeline, `replay` simulates weeks of retraining, `schedule` puts the weekly
-run in this machine's crontab, `report` summarises the newest run, `verify` runs the serving
-gate's checks on any SavedModel with our signatures against raw data.
+run in this machine's crontab, `runs` lists the run history (`runs show RUN`: one in full),
+`report` summarises the newest run, `verify` runs the serving gate's checks on any SavedModel
+with our signatures against raw data.
 
 Exit status of `run`: 0 when the pipeline ran to completion (pushed, or not blessed by the
 Evaluator: the summary says which); 4 when the serving gate refused the model; 3 when the
@@ -114,6 +115,10 @@ def _parser() -> argparse.ArgumentParser:
     schedule.add_argument("--print", dest="print_only", action="store_true", help="show the entry only")
     schedule.add_argument("--remove", action="store_true", help="take the root's entry out")
     schedule.add_argument("--crontab", default="crontab", help="the crontab command to use")
+    runs = commands.add_parser("runs", help="the run history from ML Metadata: one row per run")
+    runs.add_argument("--root", default=str(DEFAULT_ROOT))
+    runs.add_argument("action", nargs="?", choices=["show"], help="show one run in full")
+    runs.add_argument("run", nargs="?", help="the run id (first column of `runs`); default the newest")
     report = commands.add_parser("report", help="summarise the newest run under a root")
     report.add_argument("--root", default=str(DEFAULT_ROOT))
     verify = commands.add_parser(
@@ -330,6 +335,19 @@ def main(argv: list[str] | None = None) -> int:
         return verify_command(args)
     if args.command == "schedule":
         return schedule_command(args)
+    if args.command == "runs":
+        from pipeline import report
+
+        metadata_path = PipelineConfig(root=args.root).metadata_path
+        try:
+            if args.action == "show":
+                print(report.format_run_details(report.load_report(metadata_path, args.run)))
+            else:
+                print(report.format_runs(metadata_path))
+        except (KeyError, FileNotFoundError) as error:
+            print(f"error: {error}", file=sys.stderr)
+            return EXIT_USAGE
+        return EXIT_OK
     if args.command == "report":
         from pipeline import report
 

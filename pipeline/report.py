@@ -281,3 +281,61 @@ def format_report(report: RunReport) -> str:
         ]
         lines.append(f"Pushed: nothing ({' and '.join(w for w in why if w) or 'see above'})")
     return "\n".join(lines)
+
+
+# Gates whose failure stops a run, and how the run's status names them.
+STOPPING_GATES = {"AnomalyGate": "stopped by the data gate", "DriftGate": "stopped by the drift gate"}
+
+
+def run_ids(store: metadata_store.MetadataStore) -> list[str]:
+    """Every pipeline run in the store, oldest first."""
+    runs = store.get_contexts_by_type(RUN_CONTEXT_TYPE)
+    return [c.name for c in sorted(runs, key=lambda c: (c.create_time_since_epoch, c.id))]
+
+
+def run_status(report: RunReport) -> str:
+    """Completed / stopped by which gate / failed at which component / refused by the serving gate."""
+    failed = [n.node_id for n in report.nodes if n.state == "failed"]
+    if failed:
+        return STOPPING_GATES.get(failed[0], f"failed at {failed[0]}")
+    if any(n.state == "running" for n in report.nodes):
+        return "running or interrupted"
+    if report.gate_blessed is False:
+        return "completed, serving gate refused"
+    return "completed"
+
+
+def format_runs(metadata_path: str | Path) -> str:
+    """One line per run: when, spans, status, eval AUC and accuracy, blessed, pushed version."""
+    store = open_store(metadata_path)
+    header = f"{'run':<28} {'spans':<10} {'status':<33} {'AUC':>6} {'acc':>6}  {'blessed':<7} pushed"
+    lines = [header]
+    for run_id in run_ids(store):
+        report = load_report(metadata_path, run_id)
+        auc, accuracy = report.overall.get("auc"), report.overall.get("binary_accuracy")
+        blessed = {True: "yes", False: "no", None: "-"}[report.blessed]
+        if report.pushed_new_version:
+            pushed = report.pushed_version
+        elif report.pushed_version:
+            pushed = f"(cached: {report.pushed_version})"
+        else:
+            pushed = "-"
+        figures = " ".join("     -" if value is None else f"{value:6.4f}" for value in (auc, accuracy))
+        spans = report.spans or "-"
+        lines.append(f"{run_id:<28} {spans:<10} {run_status(report):<33} {figures}  {blessed:<7} {pushed}")
+    return "\n".join(lines)
+
+
+def format_run_details(report: RunReport) -> str:
+    """`runs show`: the summary, then every component's execution with its inputs and outputs."""
+    lines = [format_report(report), "", f"Status: {run_status(report)}", "Executions:"]
+    for node in report.nodes:
+        lines.append(f"  {node.node_id} ({node.state}, {node.seconds:.1f} s)")
+        for direction, artifacts in (("in", node.inputs), ("out", node.outputs)):
+            for key, items in sorted(artifacts.items()):
+                for artifact in items:
+                    lines.append(f"    {direction:<3} {key}: {artifact.uri}")
+    if report.slices:
+        lines.append("Per-slice metrics:")
+        lines.extend(f"  {name:<28} {_metrics_line(values)}" for name, values in sorted(report.slices))
+    return "\n".join(lines)

@@ -25,7 +25,7 @@ from conftest import PIPELINE_NODE_IDS
 
 from components import features
 from data import embedded
-from pipeline.__main__ import EXIT_DATA_GATE, EXIT_OK, EXIT_SERVING_GATE, main, run_command
+from pipeline.__main__ import EXIT_DATA_GATE, EXIT_OK, EXIT_SERVING_GATE, EXIT_USAGE, main, run_command
 from pipeline.config import PipelineConfig
 from pipeline.report import load_report
 
@@ -334,3 +334,32 @@ def test_request_check_names_a_wrong_dtype_for_the_real_model(served):
         serving.ServingInputError, match="feature 'trip_start_hour': wrong dtype: received float64"
     ):
         serving.check_raw_request(specs, inputs)
+
+
+def test_runs_lists_every_run_with_its_status_from_ml_metadata(runs):
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["runs", "--root", str(runs["root"])]) == EXIT_OK
+    rows = out.getvalue().splitlines()[1:]
+    order = ["cold", "cached", "unreachable", "skewed", "anomaly", "missing_column"]
+    assert len(rows) == len(order)
+    by_name = dict(zip(order, rows))
+    for name in order:
+        assert by_name[name].startswith(runs[name].report.run_id)
+    assert "completed " in by_name["cold"] and by_name["cold"].endswith(runs["cold"].report.pushed_version)
+    assert f"{runs['cold'].report.overall['auc']:6.4f}" in by_name["cold"]
+    assert by_name["cached"].endswith(f"(cached: {runs['cold'].report.pushed_version})")
+    assert " no " in by_name["unreachable"] and by_name["unreachable"].endswith("-")
+    assert "completed, serving gate refused" in by_name["skewed"] and by_name["skewed"].endswith("-")
+    assert "stopped by the data gate" in by_name["anomaly"]
+    assert "failed at SpanWindowCsvExampleGen" in by_name["missing_column"]
+
+    details = io.StringIO()
+    with contextlib.redirect_stdout(details):
+        assert main(["runs", "--root", str(runs["root"]), "show", runs["skewed"].report.run_id]) == EXIT_OK
+    text = details.getvalue()
+    assert "Status: completed, serving gate refused" in text
+    assert "ServingGate (ran" in text and "out blessing: " in text
+    assert "Per-slice metrics:" in text and "payment_type=Cash" in text
+    with contextlib.redirect_stderr(io.StringIO()):
+        assert main(["runs", "--root", str(runs["root"]), "show", "no-such-run"]) == EXIT_USAGE
