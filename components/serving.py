@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import tensorflow as tf
+from tfx.utils import path_utils
 
 from components import features
 
@@ -30,8 +31,6 @@ TRANSFORM_SIGNATURE = "transform_features"
 RAW_SIGNATURE = "serving_raw"
 PREDICTION_KEY = "probabilities"
 EXAMPLES_INPUT = "examples"
-# Where a Trainer's Model artifact keeps the SavedModel.
-TRAINER_SERVING_FOLDER = "Format-Serving"
 
 
 class ServingInputError(ValueError):
@@ -178,7 +177,7 @@ def labels_of(serialized: Sequence[bytes]) -> np.ndarray | None:
 def resolve_model_dir(path: str | os.PathLike) -> Path:
     """The SavedModel folder behind `path`.
 
-    Accepts a SavedModel folder, a Trainer Model artifact (its `Format-Serving/`), or a serving
+    Accepts a SavedModel folder, a Trainer Model artifact (its serving folder), or a serving
     base directory of integer versions (the newest is taken).
 
     Raises:
@@ -187,8 +186,9 @@ def resolve_model_dir(path: str | os.PathLike) -> Path:
     path = Path(path)
     if (path / "saved_model.pb").is_file():
         return path
-    if (path / TRAINER_SERVING_FOLDER / "saved_model.pb").is_file():
-        return path / TRAINER_SERVING_FOLDER
+    trainer_folder = Path(path_utils.serving_model_dir(str(path)))  # a Trainer's Model artifact
+    if (trainer_folder / "saved_model.pb").is_file():
+        return trainer_folder
     if path.is_dir():
         versions = sorted(
             int(p.name) for p in path.iterdir() if p.name.isdigit() and (p / "saved_model.pb").is_file()
@@ -196,7 +196,7 @@ def resolve_model_dir(path: str | os.PathLike) -> Path:
         if versions:
             return path / str(versions[-1])
     raise FileNotFoundError(
-        f"no SavedModel at {path}: expected saved_model.pb there, in {TRAINER_SERVING_FOLDER}/, "
+        f"no SavedModel at {path}: expected saved_model.pb there, in {trainer_folder.name}/, "
         "or in integer version folders"
     )
 

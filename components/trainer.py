@@ -119,7 +119,7 @@ def serving_signatures(model: tf.keras.Model, tf_transform_output: tft.TFTransfo
     def transform_examples(examples):
         return model.tft_layer(tf.io.parse_example(examples, raw_spec))
 
-    raw_inputs = raw_input_specs(serving_spec)
+    raw_inputs = raw_tensor_specs(serving_spec)
 
     @tf.function(input_signature=[raw_inputs])
     def serve_raw(inputs):
@@ -133,7 +133,7 @@ def serving_signatures(model: tf.keras.Model, tf_transform_output: tft.TFTransfo
     }
 
 
-def raw_input_specs(serving_spec: dict) -> dict[str, tf.TensorSpec]:
+def raw_tensor_specs(serving_spec: dict) -> dict[str, tf.TensorSpec]:
     """One [None] TensorSpec per raw serving feature, with the dtype the schema gives it.
 
     The signature names every feature as a required input: a missing one is refused by name,

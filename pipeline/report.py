@@ -93,10 +93,8 @@ def open_store(metadata_path: str | Path) -> metadata_store.MetadataStore:
 
 def latest_run_id(store: metadata_store.MetadataStore) -> str | None:
     """Name of the newest pipeline_run context, or None when the store holds no run."""
-    runs = store.get_contexts_by_type(RUN_CONTEXT_TYPE)
-    if not runs:
-        return None
-    return max(runs, key=lambda c: (c.create_time_since_epoch, c.id)).name
+    ids = run_ids(store)
+    return ids[-1] if ids else None
 
 
 def node_runs(store: metadata_store.MetadataStore, run_id: str) -> list[NodeRun]:

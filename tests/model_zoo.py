@@ -12,7 +12,7 @@ import tensorflow as tf
 
 from components import features
 from components.serving import PREDICTION_KEY, RAW_SIGNATURE, SERVING_SIGNATURE, missing_marker
-from components.trainer import raw_features_as_parsed, raw_input_specs
+from components.trainer import raw_features_as_parsed, raw_tensor_specs
 
 # Each fault and the gate check that must refuse it.
 FAULTS = {
@@ -65,7 +65,7 @@ class ZooModel(tf.Module):
         if fault is not None and fault not in FAULTS:
             raise ValueError(f"unknown fault {fault!r}; known: {sorted(FAULTS)}")
         self.fault = fault
-        raw_specs = raw_input_specs(SERVING_SPEC)
+        raw_specs = raw_tensor_specs(SERVING_SPEC)
         if fault == "rank2_raw_input":
             raw_specs["fare"] = tf.TensorSpec([None, 1], tf.float32, name="fare")
         self.serve_examples = tf.function(

@@ -16,7 +16,7 @@ from tfx.types import artifact_utils
 from tfx.utils import io_utils
 
 from components.drift_gate import drift, spec
-from components.example_gen.driver import available_spans
+from components.example_gen.driver import SPANS_PROPERTY, available_spans
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ class Executor(base_executor.BaseExecutor):
         pattern = exec_properties[spec.SPAN_PATTERN_KEY]
         accept = bool(exec_properties.get(spec.ACCEPT_DRIFT_KEY, 0))
 
-        newest = int(examples.get_string_custom_property(spec.SPANS_PROPERTY).split(",")[-1])
+        newest = int(examples.get_string_custom_property(SPANS_PROPERTY).split(",")[-1])
         earlier = [s for s in available_spans(data_root, pattern) if s < newest]
         result = {
             "newest_span": newest,

@@ -2,8 +2,6 @@
 
 from tfx.types import component_spec, standard_artifacts
 
-from components.example_gen.driver import SPANS_PROPERTY  # noqa: F401 - ExampleGen's window, read here
-
 EXAMPLES_KEY = "examples"
 SCHEMA_KEY = "schema"
 DRIFT_KEY = "drift"

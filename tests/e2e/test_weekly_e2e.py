@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from tfx.utils import path_utils
 
 from data import embedded
 from pipeline.__main__ import EXIT_DATA_GATE, EXIT_OK, EXIT_USAGE, main, run_command
@@ -161,7 +162,7 @@ def test_warm_start_copies_weights_and_remaps_embeddings_by_token(weeks):
     from components.trainer import vocabulary_sizes, warm_start
 
     rows = weeks["rows"]
-    base_dir = rows[0].candidate + "/Format-Serving"
+    base_dir = path_utils.serving_model_dir(rows[0].candidate)
     week4 = load_report(PipelineConfig(root=weeks["root"]).metadata_path, rows[WORSE_WEEK - 1].run_id)
     transform = next(n for n in week4.nodes if n.node_id == "Transform")
     tft_output = tft.TFTransformOutput(transform.outputs["transform_graph"][0].uri)

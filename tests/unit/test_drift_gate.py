@@ -16,6 +16,7 @@ from tfx.types import standard_artifacts
 
 from components.drift_gate import drift, spec
 from components.drift_gate.executor import DriftError, Executor
+from components.example_gen.driver import SPANS_PROPERTY
 from data import embedded
 from schemas import SCHEMA_PATH, load_schema
 
@@ -83,7 +84,7 @@ def test_a_drifted_week_exceeds_its_threshold(spans, tmp_path, edit, feature, me
 def gate_inputs(tmp_path, data_root, window: str, accept: bool):
     examples = standard_artifacts.Examples()
     examples.uri = str(tmp_path / "examples")
-    examples.set_string_custom_property(spec.SPANS_PROPERTY, window)
+    examples.set_string_custom_property(SPANS_PROPERTY, window)
     schema = standard_artifacts.Schema()
     schema.uri = str(tmp_path / "schema")
     os.makedirs(schema.uri)

@@ -20,6 +20,7 @@ import tensorflow as tf
 from model_zoo import FAULTS, save_zoo_model
 from tensorflow_model_analysis.proto import metrics_for_slice_pb2
 from tfx.types import artifact_utils, standard_artifacts
+from tfx.utils import path_utils
 
 from components import features, serving
 from components.serving_gate import checks, spec
@@ -133,7 +134,7 @@ def write_tfma_metrics(folder, figures: dict[str, float]) -> None:
 def gate_artifacts(workspace, tmp_path, fault, figures):
     model = standard_artifacts.Model()
     model.uri = str(tmp_path / "model")
-    save_zoo_model(os.path.join(model.uri, serving.TRAINER_SERVING_FOLDER), fault)
+    save_zoo_model(path_utils.serving_model_dir(model.uri), fault)
     examples = standard_artifacts.Examples()
     examples.uri = str(tmp_path / "examples")
     examples.split_names = artifact_utils.encode_split_names(["train", "eval"])
