@@ -13,7 +13,9 @@ PYTHON310 ?= $(shell ls -d $$(pyenv root 2>/dev/null)/versions/3.10.*/bin/python
 export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: setup run test unit e2e bench lint format lock clean
+IMAGE ?= taxi-pipeline:dev
+
+.PHONY: setup run test unit e2e bench lint format lock clean image
 
 setup: $(STAMP)
 
@@ -51,6 +53,12 @@ e2e: setup
 bench: setup
 	$(PY) benchmarks/bench_pipeline.py $(ARGS)
 
+# The Kubeflow image. Needs a Docker engine: none runs on this project's machines, so this
+# target is for a workstation or CI runner that has one.
+image:
+	@docker info >/dev/null 2>&1 || { echo "make image: no Docker engine reachable here (docker info fails); build kubeflow/Dockerfile where one runs (README: Kubeflow)" >&2; exit 1; }
+	docker build -f kubeflow/Dockerfile -t $(IMAGE) .
+
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -63,6 +71,8 @@ format: setup
 lock: $(VENV)/bin/python
 	$(PY) -m pip install --quiet uv
 	$(VENV)/bin/uv pip compile requirements.in -o requirements.lock \
+	  --python-version 3.10 --python-platform x86_64-unknown-linux-gnu
+	cd kubeflow && ../$(VENV)/bin/uv pip compile requirements-gpu.in -o requirements-gpu.lock \
 	  --python-version 3.10 --python-platform x86_64-unknown-linux-gnu
 
 clean:

@@ -51,9 +51,27 @@ class LatestBlessedOtherModelStrategy(resolver.ResolverStrategy):
         }
 
 
-def make_baseline_resolver(candidate_model) -> resolver.Resolver:
-    """Resolver node whose `model` output is the baseline for the Evaluator (may be empty)."""
+def make_baseline_resolver(candidate_model, portable: bool = False) -> resolver.Resolver:
+    """Resolver node whose `model` output is the baseline for the Evaluator (may be empty).
+
+    `portable`: TFX's stock LatestBlessedModelStrategy instead of ours, for orchestrators that
+    run only stock strategies (KubeflowV2DagRunner); it may return the candidate itself when
+    a cached model was blessed before.
+    """
     from tfx.types import Channel
+
+    if portable:
+        from tfx.dsl.input_resolution.strategies.latest_blessed_model_strategy import (
+            LatestBlessedModelStrategy,
+        )
+
+        return resolver.Resolver(
+            strategy_class=LatestBlessedModelStrategy,
+            **{
+                MODEL_KEY: Channel(type=standard_artifacts.Model),
+                MODEL_BLESSING_KEY: Channel(type=standard_artifacts.ModelBlessing),
+            },
+        ).with_id("latest_blessed_model_resolver")
 
     return resolver.Resolver(
         strategy_class=LatestBlessedOtherModelStrategy,

@@ -9,8 +9,10 @@ import tensorflow_model_analysis as tfma
 from google.protobuf.wrappers_pb2 import BoolValue
 from tfx.components import Evaluator, ExampleValidator, StatisticsGen, Trainer, Transform
 from tfx.components.schema_gen.import_schema_gen.component import ImportSchemaGen
+from tfx.orchestration import data_types
 from tfx.orchestration import pipeline as tfx_pipeline
 from tfx.proto import example_gen_pb2, pusher_pb2, range_config_pb2, trainer_pb2
+from tfx.utils import proto_utils
 
 from components import features
 from components.anomaly_gate.component import AnomalyGate
@@ -29,6 +31,28 @@ PREPROCESSING_FN = "components.transform.preprocessing_fn"
 SPAN_PATTERN = "span-{SPAN}/*.csv"
 LABEL_KEY = features.LABEL_KEY
 CODE_VERSION_KEY = "code_version"
+
+# Settings a scheduled Kubeflow run can change without recompiling (`runtime_parameters=True`):
+# name -> what it sets. Proto-valued ones take the proto's JSON.
+RUNTIME_PARAMETERS = {
+    "train-args": 'Trainer TrainArgs as JSON, e.g. {"num_steps": 400}',
+    "range-config": 'ExampleGen span window as JSON: {"rolling_range": {"num_spans": 4}}; {} = all',
+    "eval-config": "Evaluator's TFMA EvalConfig as JSON: the AUC floor and regression tolerance live here",
+    "gate-tolerance": "largest served-vs-evaluated accuracy/AUC gap the serving gate accepts",
+    "accept-drift": "1 lets a drifted span through (recorded), 0 stops the run",
+}
+
+
+def _runtime(enabled: bool, name: str, value):
+    """`value`, or a RuntimeParameter named `name` defaulting to it (protos as JSON strings)."""
+    if not enabled:
+        return value
+    assert name in RUNTIME_PARAMETERS, name
+    if value is None:
+        return data_types.RuntimeParameter(name=name, ptype=str, default="{}")
+    if hasattr(value, "DESCRIPTOR"):
+        return data_types.RuntimeParameter(name=name, ptype=str, default=proto_utils.proto_to_json(value))
+    return data_types.RuntimeParameter(name=name, ptype=type(value), default=value)
 
 
 def span_range(
@@ -136,6 +160,8 @@ def create_pipeline(
     metadata_connection_config=None,
     enable_cache: bool = True,
     tfjob: dict | None = None,
+    runtime_parameters: bool = False,
+    portable_resolvers: bool = False,
 ) -> tfx_pipeline.Pipeline:
     """Build the taxi pipeline.
 
@@ -169,6 +195,11 @@ def create_pipeline(
         tfjob: train in a Kubeflow TFJob of several workers instead of in the Trainer's own
             process: `components.tfjob.TFJobSettings` fields, plus optional `api_server` and
             `poll_s`; None (the default) trains in-process.
+        runtime_parameters: make the settings in RUNTIME_PARAMETERS runtime parameters whose
+            defaults are the values given here (Kubeflow: a recurring run can change them).
+        portable_resolvers: use TFX's stock resolver strategies only (KubeflowV2DagRunner
+            rejects custom ones): the baseline is the latest blessed model, which on an
+            unchanged re-run can be the candidate itself.
 
     Returns:
         The TFX pipeline.
@@ -186,7 +217,9 @@ def create_pipeline(
                 ]
             )
         ),
-        range_config=span_range(first_span, last_span, window_spans),
+        range_config=_runtime(
+            runtime_parameters, "range-config", span_range(first_span, last_span, window_spans)
+        ),
     )
     statistics_gen = StatisticsGen(examples=example_gen.outputs["examples"])
     schema_gen = ImportSchemaGen(schema_file=schema_path)
@@ -199,7 +232,7 @@ def create_pipeline(
         schema=schema_gen.outputs["schema"],
         data_root=data_root,
         span_pattern=SPAN_PATTERN,
-        accept_drift=accept_drift,
+        accept_drift=_runtime(runtime_parameters, "accept-drift", int(accept_drift)),
     )
     drift_gate.add_upstream_node(anomaly_gate)  # Schema violations first: they say more than drift.
     transform = Transform(
@@ -225,7 +258,7 @@ def create_pipeline(
         examples=example_gen.outputs["examples"],
         transform_graph=transform.outputs["transform_graph"],
         schema=schema_gen.outputs["schema"],
-        train_args=trainer_pb2.TrainArgs(num_steps=train_steps),
+        train_args=_runtime(runtime_parameters, "train-args", trainer_pb2.TrainArgs(num_steps=train_steps)),
         eval_args=trainer_pb2.EvalArgs(num_steps=eval_steps),
         custom_config={
             **trainer_config,
@@ -234,19 +267,21 @@ def create_pipeline(
             **({TFJOB_KEY: dict(tfjob)} if tfjob else {}),
         },
     ).with_id("Trainer")
-    baseline = make_baseline_resolver(trainer.outputs["model"])
+    baseline = make_baseline_resolver(trainer.outputs["model"], portable=portable_resolvers)
     evaluator = Evaluator(
         examples=example_gen.outputs["examples"],
         model=trainer.outputs["model"],
         baseline_model=baseline.outputs["model"],
-        eval_config=make_eval_config(auc_threshold, regression_tolerance),
+        eval_config=_runtime(
+            runtime_parameters, "eval-config", make_eval_config(auc_threshold, regression_tolerance)
+        ),
         example_splits=["eval"],
     )
     serving_gate = ServingGate(
         model=trainer.outputs["model"],
         examples=example_gen.outputs["examples"],
         evaluation=evaluator.outputs["evaluation"],
-        metric_tolerance=gate_tolerance,
+        metric_tolerance=_runtime(runtime_parameters, "gate-tolerance", float(gate_tolerance)),
     )
     pusher = AtomicPusher(
         model=trainer.outputs["model"],

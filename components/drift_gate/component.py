@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from tfx.dsl.components.base import base_component, executor_spec
+from tfx.orchestration import data_types
 from tfx.types import Channel, channel_utils, standard_artifacts
 
 from components.drift_gate import spec
@@ -21,7 +22,12 @@ class DriftGate(base_component.BaseComponent):
     EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(Executor)
 
     def __init__(
-        self, examples: Channel, schema: Channel, data_root: str, span_pattern: str, accept_drift: bool
+        self,
+        examples: Channel,
+        schema: Channel,
+        data_root: str,
+        span_pattern: str,
+        accept_drift: bool | data_types.RuntimeParameter,
     ):
         """Configure the gate.
 
@@ -39,7 +45,10 @@ class DriftGate(base_component.BaseComponent):
                     spec.SCHEMA_KEY: schema,
                     spec.DATA_ROOT_KEY: data_root,
                     spec.SPAN_PATTERN_KEY: span_pattern,
-                    spec.ACCEPT_DRIFT_KEY: int(accept_drift),
+                    # A RuntimeParameter (Kubeflow) passes through as it is.
+                    spec.ACCEPT_DRIFT_KEY: accept_drift
+                    if isinstance(accept_drift, data_types.RuntimeParameter)
+                    else int(accept_drift),
                     spec.DRIFT_KEY: channel_utils.as_channel([standard_artifacts.ExampleAnomalies()]),
                 }
             )

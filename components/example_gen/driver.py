@@ -63,40 +63,49 @@ def select_window(spans: list[int], range_config: range_config_pb2.RangeConfig |
     return window
 
 
+def resolve_window(exec_properties: dict) -> dict:
+    """ExampleGen exec properties with the window resolved.
+
+    Every split's `{SPAN}` pattern becomes the window's spans; adds `span` (the newest),
+    `spans` (all) and the input fingerprint.
+
+    Shared by the local driver below and the Kubeflow driver (`kfp_driver`).
+    """
+    exec_properties = dict(exec_properties)
+    input_base = exec_properties[standard_component_specs.INPUT_BASE_KEY]
+    input_config = example_gen_pb2.Input()
+    proto_utils.json_to_proto(exec_properties[standard_component_specs.INPUT_CONFIG_KEY], input_config)
+    range_config = None
+    if exec_properties.get(standard_component_specs.RANGE_CONFIG_KEY):
+        range_config = range_config_pb2.RangeConfig()
+        proto_utils.json_to_proto(exec_properties[standard_component_specs.RANGE_CONFIG_KEY], range_config)
+
+    window = None
+    fingerprints = []
+    for split in input_config.splits:
+        split_window = select_window(available_spans(input_base, split.pattern), range_config)
+        if window is not None and split_window != window:
+            raise SpanWindowError(f"splits cover different spans: {window} vs {split_window}")
+        window = split_window
+        patterns = [split.pattern.replace(SPAN_SPEC, str(s)) for s in window]
+        fingerprints += [
+            io_utils.generate_fingerprint(split.name, f"{input_base.rstrip('/')}/{p}") for p in patterns
+        ]
+        split.pattern = PATTERN_SEPARATOR.join(patterns)
+
+    exec_properties[standard_component_specs.INPUT_CONFIG_KEY] = proto_utils.proto_to_json(input_config)
+    exec_properties[utils.SPAN_PROPERTY_NAME] = window[-1]
+    exec_properties[utils.VERSION_PROPERTY_NAME] = None
+    exec_properties[utils.FINGERPRINT_PROPERTY_NAME] = "\n".join(fingerprints)
+    exec_properties[SPANS_PROPERTY] = ",".join(str(s) for s in window)
+    return exec_properties
+
+
 class SpanWindowDriver(tfx_driver.FileBasedDriver):
     """Replaces `{SPAN}` by every span of the window instead of a single one."""
 
     def resolve_exec_properties(self, exec_properties, pipeline_info, component_info):
-        exec_properties = dict(exec_properties)
-        input_base = exec_properties[standard_component_specs.INPUT_BASE_KEY]
-        input_config = example_gen_pb2.Input()
-        proto_utils.json_to_proto(exec_properties[standard_component_specs.INPUT_CONFIG_KEY], input_config)
-        range_config = None
-        if exec_properties.get(standard_component_specs.RANGE_CONFIG_KEY):
-            range_config = range_config_pb2.RangeConfig()
-            proto_utils.json_to_proto(
-                exec_properties[standard_component_specs.RANGE_CONFIG_KEY], range_config
-            )
-
-        window = None
-        fingerprints = []
-        for split in input_config.splits:
-            split_window = select_window(available_spans(input_base, split.pattern), range_config)
-            if window is not None and split_window != window:
-                raise SpanWindowError(f"splits cover different spans: {window} vs {split_window}")
-            window = split_window
-            patterns = [split.pattern.replace(SPAN_SPEC, str(s)) for s in window]
-            fingerprints += [
-                io_utils.generate_fingerprint(split.name, f"{input_base.rstrip('/')}/{p}") for p in patterns
-            ]
-            split.pattern = PATTERN_SEPARATOR.join(patterns)
-
-        exec_properties[standard_component_specs.INPUT_CONFIG_KEY] = proto_utils.proto_to_json(input_config)
-        exec_properties[utils.SPAN_PROPERTY_NAME] = window[-1]
-        exec_properties[utils.VERSION_PROPERTY_NAME] = None
-        exec_properties[utils.FINGERPRINT_PROPERTY_NAME] = "\n".join(fingerprints)
-        exec_properties[SPANS_PROPERTY] = ",".join(str(s) for s in window)
-        return exec_properties
+        return resolve_window(exec_properties)
 
     def run(self, execution_info):
         result = super().run(execution_info)
