@@ -5,7 +5,8 @@ run in this machine's crontab, `runs` lists the run history (`runs show RUN`: on
 `report` summarises the newest run, `verify` runs the serving gate's checks on any SavedModel
 with our signatures against raw data. `compile` writes the Kubeflow (KFP v2) pipeline spec,
 `deploy` uploads it and keeps one weekly recurring run, `manifest --serving` prints the KServe
-InferenceService for the pushed model.
+InferenceService for the pushed model. `serve` serves the pushed model over TF Serving's REST
+API; `rollback` makes an older pushed version the served one.
 
 Exit status of `run`: 0 when the pipeline ran to completion (pushed, or not blessed by the
 Evaluator: the summary says which); 4 when the serving gate refused the model; 3 when the
@@ -121,8 +122,10 @@ def _parser() -> argparse.ArgumentParser:
     runs.add_argument("--root", default=str(DEFAULT_ROOT))
     runs.add_argument("action", nargs="?", choices=["show"], help="show one run in full")
     runs.add_argument("run", nargs="?", help="the run id (first column of `runs`); default the newest")
-    report = commands.add_parser("report", help="summarise the newest run under a root")
+    report = commands.add_parser("report", help="summarise the newest run under a root (--out: an HTML page)")
     report.add_argument("--root", default=str(DEFAULT_ROOT))
+    report.add_argument("--out", help="write a self-contained HTML report here instead of the text summary")
+    report.add_argument("--run", help="the run to report on (default: the newest)")
     verify = commands.add_parser(
         "verify", help="run the serving gate's checks on a SavedModel against raw data"
     )
@@ -146,6 +149,22 @@ def _parser() -> argparse.ArgumentParser:
     verify.add_argument("--parity-tolerance", type=float, default=None)
     verify.add_argument("--json", dest="json_path", help="also write the verdict as JSON here")
     _add_kubeflow_commands(commands)
+    serve = commands.add_parser(
+        "serve", help="serve the pushed model (KServe model server, TF Serving REST API)"
+    )
+    serve.add_argument("--root", default=str(DEFAULT_ROOT))
+    serve.add_argument("--serving-dir", help="the model's serving base directory (default: the root's)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0: every interface)")
+    serve.add_argument("--port", type=int, default=8501)
+    serve.add_argument("--poll-s", type=float, default=1.0, help="how often to look for a new version")
+    rollback = commands.add_parser("rollback", help="serve an older pushed version (newer ones are kept)")
+    rollback.add_argument("--root", default=str(DEFAULT_ROOT))
+    rollback.add_argument("--serving-dir", help="the model's serving base directory (default: the root's)")
+    target = rollback.add_mutually_exclusive_group()
+    target.add_argument(
+        "--to", type=int, help="the version to serve (default: the one before the served one)"
+    )
+    target.add_argument("--clear", action="store_true", help="remove the pin: serve the newest version again")
     return parser
 
 
@@ -516,8 +535,79 @@ def manifest_command(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _serving_base(args: argparse.Namespace):
+    from pathlib import Path
+
+    return Path(args.serving_dir) if args.serving_dir else PipelineConfig(root=args.root).serving_dir
+
+
+def serve_command(args: argparse.Namespace) -> int:
+    """Run the model server until interrupted."""
+    import logging
+
+    from components import model_server
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    base = _serving_base(args)
+    try:
+        model_server.serve(PipelineConfig(root=args.root).model_name, base, args.host, args.port, args.poll_s)
+    except FileNotFoundError as error:
+        print(f"error: {error}; run the pipeline first (make run)", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as error:
+        print(f"error: cannot serve on {args.host}:{args.port}: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def rollback_command(args: argparse.Namespace) -> int:
+    """Pin an older version (or clear the pin) and say what changed."""
+    from components import model_server
+
+    base = _serving_base(args)
+    available = model_server.versions(base)
+    current = model_server.target_version(base)
+    if current is None:
+        print(f"error: no pushed version in {base}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        if args.clear:
+            before, after = model_server.pin_version(base, None)
+        else:
+            version = args.to
+            if version is None:
+                older = [v for v in available if v < current]
+                if not older:
+                    print(
+                        f"error: {current} is the oldest pushed version; nothing to roll back to",
+                        file=sys.stderr,
+                    )
+                    return EXIT_USAGE
+                version = older[-1]
+            before, after = model_server.pin_version(base, version, reason=f"rollback from {current}")
+    except model_server.VersionError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    newer = [v for v in available if v > (after or 0)]
+    if before == after:
+        print(f"Selected version unchanged: {after}")
+    else:
+        print(f"Selected version: {before} -> {after} (the version `serve` loads from {base})")
+    if args.clear:
+        print("Pin removed: the newest pushed version is served, and each new push will be.")
+    else:
+        print(f"Pinned in {base / model_server.PIN_FILE}; kept newer versions: {newer or 'none'}.")
+        print("New pushes are not served until `python -m pipeline rollback --clear`.")
+    print("A running `serve` switches within its poll interval.")
+    return EXIT_OK
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "serve":
+        return serve_command(args)
+    if args.command == "rollback":
+        return rollback_command(args)
     if args.command == "compile":
         return compile_command(args)
     if args.command == "deploy":
@@ -544,8 +634,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "report":
         from pipeline import report
 
+        metadata_path = PipelineConfig(root=args.root).metadata_path
         try:
-            print(report.format_report(report.load_report(PipelineConfig(root=args.root).metadata_path)))
+            if args.out:
+                from pipeline import html_report
+
+                path = html_report.write_html(metadata_path, args.out, args.run)
+                print(f"Wrote the report to {path}")
+            else:
+                print(report.format_report(report.load_report(metadata_path, args.run)))
         except (KeyError, FileNotFoundError) as error:
             print(f"error: {error}", file=sys.stderr)
             return EXIT_USAGE

@@ -52,6 +52,8 @@ class NodeRun:
     seconds: float
     outputs: dict[str, list[metadata_store_pb2.Artifact]]
     inputs: dict[str, list[metadata_store_pb2.Artifact]] = dataclasses.field(default_factory=dict)
+    properties: dict[str, object] = dataclasses.field(default_factory=dict)  # exec properties
+    started: float = 0.0  # seconds since the epoch
 
 
 @dataclasses.dataclass
@@ -122,7 +124,20 @@ def node_runs(store: metadata_store.MetadataStore, run_id: str) -> list[NodeRun]
                 linked[kinds[event.type]].setdefault(key, []).append(artifacts[event.artifact_id])
         seconds = (execution.last_update_time_since_epoch - execution.create_time_since_epoch) / 1000.0
         state = STATE_NAMES.get(execution.last_known_state, "unknown")
-        result.append(NodeRun(node_id=node_id, state=state, seconds=seconds, **linked))
+        properties = {
+            key: getattr(value, value.WhichOneof("value")) if value.WhichOneof("value") else None
+            for key, value in execution.custom_properties.items()
+        }
+        result.append(
+            NodeRun(
+                node_id=node_id,
+                state=state,
+                seconds=seconds,
+                properties=properties,
+                started=execution.create_time_since_epoch / 1000.0,
+                **linked,
+            )
+        )
     return result
 
 

@@ -1,0 +1,499 @@
+"""The model server: KServe's Python model server speaking TensorFlow Serving's REST API.
+
+`python -m pipeline serve` runs this. It serves the version chosen in the serving directory
+(the newest pushed one, or the one `rollback` pinned) through KServe's `ModelServer` app:
+`POST /v1/models/<name>:predict` (KServe's v1 protocol, which is TF Serving's), `GET
+/v1/models/<name>` (answered in TF Serving's status format), `/metrics` (Prometheus).
+
+Requests, as TF Serving takes them:
+- row format `{"instances": [...]}` -> `{"predictions": [...]}`; columnar format
+  `{"inputs": {...}}` -> `{"outputs": [...]}`;
+- `signature_name`: `serving_default` (serialized tf.Examples, as `{"b64": "..."}`) or
+  `serving_raw` (one value per raw feature; a missing value is `null`, `""`, NaN or -1);
+- anything malformed (not JSON, unknown signature, missing or unexpected feature, wrong rank
+  or type, empty batch, batch-size mismatch, bad base64, unparsable example) is an HTTP 400
+  whose message names the problem. A model answer of any shape but (N, 1) for N examples is
+  a 500, never a 200 with a broadcast answer.
+
+Versions: a watcher thread polls the serving directory; a new target version is loaded and
+smoke-tested off the request path, then swapped in with one reference assignment, so no
+request is dropped or sees a half-loaded model. A version that fails to load or to answer
+leaves the current one serving; the failure is logged and counted (and retried only if that
+version's folder changes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import dataclasses
+import json
+import logging
+import math
+import os
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+from prometheus_client import Counter, Gauge, Histogram
+
+from components.serving import (
+    EXAMPLES_INPUT,
+    PREDICTION_KEY,
+    RAW_SIGNATURE,
+    SERVING_SIGNATURE,
+    ServingInputError,
+    check_raw_request,
+    missing_marker,
+    raw_input_specs,
+)
+
+log = logging.getLogger("taxi.model_server")
+
+PIN_FILE = "SERVED_VERSION.json"
+SIGNATURES = (SERVING_SIGNATURE, RAW_SIGNATURE)
+
+REQUESTS = Counter("taxi_serving_requests_total", "Prediction requests", ["signature", "format"])
+ERRORS = Counter("taxi_serving_errors_total", "Failed prediction requests by kind", ["kind"])
+LATENCY = Histogram(
+    "taxi_serving_request_latency_seconds",
+    "Prediction latency inside the model server (decode, check, model call, encode)",
+    ["signature"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)
+EXAMPLES = Counter("taxi_serving_examples_total", "Examples scored", ["signature"])
+SERVED_VERSION = Gauge("taxi_serving_model_version", "The model version being served")
+HTTP_RESPONSES = Counter(
+    "taxi_serving_http_responses_total", "HTTP responses by path kind and status", ["route", "code"]
+)
+LOAD_FAILURES = Counter("taxi_serving_model_load_failures_total", "Versions that failed to load")
+
+
+class VersionError(ValueError):
+    """A requested version does not exist in the serving directory."""
+
+
+# ------------------------------------------------------------------ versions and pins
+
+
+def versions(base: Path) -> list[int]:
+    """Pushed versions under a serving base directory (complete ones: saved_model.pb), ascending."""
+    base = Path(base)
+    if not base.is_dir():
+        return []
+    return sorted(
+        int(p.name) for p in base.iterdir() if p.name.isdigit() and (p / "saved_model.pb").is_file()
+    )
+
+
+def read_pin(base: Path) -> dict | None:
+    """The rollback pin, or None when the newest version is served."""
+    path = Path(base) / PIN_FILE
+    if not path.is_file():
+        return None
+    return json.loads(path.read_text())
+
+
+def target_version(base: Path) -> int | None:
+    """The version to serve: the pinned one if it still exists, else the newest."""
+    available = versions(base)
+    pin = read_pin(base)
+    if pin and pin.get("version") in available:
+        return pin["version"]
+    return available[-1] if available else None
+
+
+def pin_version(base: Path, version: int | None, reason: str = "") -> tuple[int | None, int | None]:
+    """Pin `version` as the served one (None: remove the pin, serve the newest).
+
+    Returns (served before, served after). Writes atomically; deletes nothing.
+    """
+    base = Path(base)
+    available = versions(base)
+    before = target_version(base)
+    path = base / PIN_FILE
+    if version is None:
+        path.unlink(missing_ok=True)
+        return before, target_version(base)
+    if version not in available:
+        raise VersionError(f"version {version} is not in {base}; pushed versions: {available or 'none'}")
+    record = {"version": version, "pinned_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "reason": reason}
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(record, indent=2) + "\n")
+    os.replace(tmp, path)
+    return before, version
+
+
+# ------------------------------------------------------------------ loaded versions
+
+
+@dataclasses.dataclass(frozen=True)
+class LoadedVersion:
+    """One loaded SavedModel with what a request needs from it."""
+
+    version: int
+    path: Path
+    serving_fn: object
+    raw_fn: object
+    raw_specs: dict
+    model: object  # The loaded trackable: its signatures need it alive.
+
+
+def load_version(base: Path, version: int) -> LoadedVersion:
+    """Load and smoke-test one version; raise with the reason if it cannot serve."""
+    path = Path(base) / str(version)
+    model = tf.saved_model.load(str(path))
+    missing = [s for s in SIGNATURES if s not in model.signatures]
+    if missing:
+        raise ValueError(f"signatures {missing} missing (has {sorted(model.signatures)})")
+    raw_fn = model.signatures[RAW_SIGNATURE]
+    specs = raw_input_specs(raw_fn)
+    # One all-missing example through the raw signature: it must answer one finite probability.
+    probe = {name: _column([None], spec) for name, spec in specs.items()}
+    output = raw_fn(**check_raw_request(specs, probe))[PREDICTION_KEY].numpy()
+    if output.shape != (1, 1) or not np.isfinite(output).all():
+        raise ValueError(f"smoke test: one example gave output of shape {output.shape}: {output.ravel()[:4]}")
+    return LoadedVersion(version, path, model.signatures[SERVING_SIGNATURE], raw_fn, specs, model)
+
+
+class VersionWatcher:
+    """Keeps `current` pointing at the serving directory's target version."""
+
+    def __init__(self, base: Path, poll_s: float = 1.0):
+        self.base = Path(base)
+        self.poll_s = poll_s
+        self.current: LoadedVersion | None = None
+        self._failed: dict[int, float] = {}  # version -> folder mtime when it failed
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def candidates(self) -> list[int]:
+        """Versions to try, best first: the pinned one; else the newest ones above the current."""
+        available = versions(self.base)
+        pin = read_pin(self.base)
+        if pin and pin.get("version") in available:
+            return [pin["version"]]
+        floor = self.current.version if self.current and not pin else -1
+        return [v for v in reversed(available) if v > floor]
+
+    def refresh(self) -> bool:
+        """Serve the best loadable candidate if it is not the current one; True when it swapped.
+
+        A candidate that fails is skipped (and not retried until its folder changes), so a
+        broken newest version leaves the best older loadable one serving.
+        """
+        for version in self.candidates():
+            if self.current and self.current.version == version:
+                return False
+            folder = self.base / str(version)
+            mtime = folder.stat().st_mtime if folder.exists() else None
+            if self._failed.get(version) == mtime:
+                continue
+            try:
+                started = time.perf_counter()
+                loaded = load_version(self.base, version)
+            except Exception as error:  # Any failure: keep serving what serves.
+                self._failed[version] = mtime
+                LOAD_FAILURES.inc()
+                ERRORS.labels("model_load").inc()
+                serving = self.current.version if self.current else "nothing yet"
+                log.error("version %s failed to load (%s); serving %s", version, error, serving)
+                continue
+            previous = self.current.version if self.current else None
+            self.current = loaded  # One reference assignment: requests hold their own reference.
+            SERVED_VERSION.set(version)
+            log.info(
+                "now serving version %s (was %s), loaded in %.1f s",
+                version,
+                previous,
+                time.perf_counter() - started,
+            )
+            return True
+        return False
+
+    def start(self) -> None:
+        def loop():
+            while not self._stop.wait(self.poll_s):
+                try:
+                    self.refresh()
+                except Exception:  # noqa: BLE001 - the watcher must outlive any one bad poll
+                    log.exception("version watcher poll failed")
+
+        self._thread = threading.Thread(target=loop, name="version-watcher", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+# ------------------------------------------------------------------ requests
+
+
+class BadRequest(ValueError):
+    """A malformed request; `kind` labels the error metric."""
+
+    def __init__(self, message: str, kind: str = "bad_request"):
+        super().__init__(message)
+        self.kind = kind
+
+
+def parse_body(body) -> dict:
+    """The request as a dict; raw bytes (a non-JSON content type) are parsed here."""
+    if isinstance(body, bytes | bytearray | str):
+        try:
+            body = json.loads(body)
+        except (ValueError, UnicodeDecodeError) as error:
+            raise BadRequest(f"the body is not JSON: {error}", "not_json") from None
+    if not isinstance(body, dict):
+        raise BadRequest(f"the body must be a JSON object, got {type(body).__name__}", "not_json")
+    return body
+
+
+def split_request(body: dict) -> tuple[str, str, object]:
+    """(signature name, 'row' or 'columnar', the instances or inputs)."""
+    signature = body.get("signature_name", SERVING_SIGNATURE)
+    if signature not in SIGNATURES:
+        raise BadRequest(
+            f"unknown signature_name {signature!r}; this model serves {list(SIGNATURES)}", "signature"
+        )
+    has_instances, has_inputs = "instances" in body, "inputs" in body
+    if has_instances == has_inputs:
+        raise BadRequest(
+            'send exactly one of "instances" (row format) or "inputs" (columnar format)', "format"
+        )
+    unknown = sorted(set(body) - {"signature_name", "instances", "inputs"})
+    if unknown:
+        raise BadRequest(f"unknown request field(s) {unknown}", "format")
+    return (
+        signature,
+        ("row" if has_instances else "columnar"),
+        body["instances" if has_instances else "inputs"],
+    )
+
+
+def _b64(value, where: str) -> bytes:
+    if not (isinstance(value, dict) and set(value) == {"b64"} and isinstance(value["b64"], str)):
+        raise BadRequest(
+            f'{where}: a serialized tf.Example must be sent as {{"b64": "<base64>"}}, got {value!r:.80}'
+        )
+    try:
+        return base64.b64decode(value["b64"], validate=True)
+    except (binascii.Error, ValueError) as error:
+        raise BadRequest(f"{where}: invalid base64: {error}") from None
+
+
+def serialized_examples(layout: str, data) -> list[bytes]:
+    """The serialized examples of a serving_default request."""
+    if layout == "row":
+        if not isinstance(data, list):
+            raise BadRequest('"instances" must be a list')
+        items = [i[EXAMPLES_INPUT] if isinstance(i, dict) and EXAMPLES_INPUT in i else i for i in data]
+    else:
+        items = data[EXAMPLES_INPUT] if isinstance(data, dict) and set(data) == {EXAMPLES_INPUT} else data
+        if isinstance(data, dict) and set(data) != {EXAMPLES_INPUT}:
+            raise BadRequest(
+                f'"inputs" of {SERVING_SIGNATURE} has one input, "{EXAMPLES_INPUT}"; got {sorted(data)}'
+            )
+        if not isinstance(items, list):
+            raise BadRequest(f'"{EXAMPLES_INPUT}" must be a list of {{"b64": ...}} values (rank 1)')
+    if not items:
+        raise BadRequest("empty batch: send at least one example")
+    return [_b64(item, f"example {i}") for i, item in enumerate(items)]
+
+
+def _column(values: list, spec) -> np.ndarray:
+    """JSON values -> one feature's array; null becomes the feature's missing marker.
+
+    Strings stay Python objects (a number among them is then named as a wrong dtype, not
+    silently turned into text); numbers take NumPy's type (check_raw_request judges it).
+    """
+    marker = missing_marker(spec.dtype)
+    values = [marker if v is None else v for v in values]
+    return np.asarray(values, dtype=object if spec.dtype == tf.string else None)
+
+
+def raw_features(layout: str, data, specs: dict) -> dict:
+    """The feature columns of a serving_raw request (checked by `check_raw_request` next)."""
+    if layout == "row":
+        if not isinstance(data, list):
+            raise BadRequest('"instances" must be a list of {feature: value} objects')
+        if not data:
+            raise BadRequest("empty batch: send at least one example")
+        columns: dict[str, list] = {}
+        for i, instance in enumerate(data):
+            if not isinstance(instance, dict):
+                raise BadRequest(f"instance {i} must be an object of features, got {instance!r:.80}")
+            missing = sorted(set(specs) - set(instance))
+            if missing:
+                raise BadRequest(f"instance {i}: feature '{missing[0]}': missing from the request")
+            for name, value in instance.items():
+                columns.setdefault(name, []).append(value)
+    else:
+        if not isinstance(data, dict):
+            raise BadRequest('"inputs" must be an object of {feature: [values]}')
+        columns = data
+    arrays = {}
+    for name, values in columns.items():
+        if name not in specs:
+            arrays[name] = np.asarray([])
+            continue
+        if not isinstance(values, list):
+            arrays[name] = np.asarray(values)  # a scalar: rank 0, named by the check
+        else:
+            try:
+                arrays[name] = _column(values, specs[name])
+            except ValueError as error:  # ragged nesting
+                raise BadRequest(f"feature '{name}': {error}") from None
+    return arrays
+
+
+def tf_reason(error: tf.errors.OpError) -> str:
+    """The line of a TensorFlow error that says what was wrong (not the graph-execution noise)."""
+    for line in error.message.splitlines():
+        line = line.strip()
+        if line and not line.startswith(("Graph execution error", "Detected at node", "<stack traces", "[[")):
+            return line.split(" [[")[0]
+    return error.message.strip()
+
+
+def predict(loaded: LoadedVersion, body) -> dict:
+    """One TF Serving REST request against one loaded version; the response dict."""
+    signature, layout, data = split_request(parse_body(body))
+    REQUESTS.labels(signature, layout).inc()
+    with LATENCY.labels(signature).time():
+        if signature == SERVING_SIGNATURE:
+            serialized = serialized_examples(layout, data)
+            try:
+                output = loaded.serving_fn(**{EXAMPLES_INPUT: tf.constant(serialized)})[PREDICTION_KEY]
+            except tf.errors.InvalidArgumentError as error:
+                raise BadRequest(f"the examples do not parse: {tf_reason(error)}", "bad_example") from None
+            count = len(serialized)
+        else:
+            try:
+                tensors = check_raw_request(loaded.raw_specs, raw_features(layout, data, loaded.raw_specs))
+            except ServingInputError as error:
+                raise BadRequest(str(error)) from None
+            try:
+                output = loaded.raw_fn(**tensors)[PREDICTION_KEY]
+            except tf.errors.InvalidArgumentError as error:
+                raise BadRequest(f"the model refused the request: {tf_reason(error)}") from None
+            count = next(iter(tensors.values())).shape[0]
+        output = output.numpy()
+        if output.shape != (count, 1):
+            ERRORS.labels("output_shape").inc()
+            raise RuntimeError(
+                f"model version {loaded.version} answered shape {output.shape} for {count} examples; "
+                f"expected ({count}, 1): refusing to answer rather than broadcast"
+            )
+        if not np.isfinite(output).all():
+            ERRORS.labels("non_finite").inc()
+            raise RuntimeError(f"model version {loaded.version} answered non-finite probabilities")
+        EXAMPLES.labels(signature).inc(count)
+        rows = output.tolist()
+    return {"predictions": rows} if layout == "row" else {"outputs": rows}
+
+
+def status(watcher: VersionWatcher) -> dict:
+    """TF Serving's GetModelStatus answer for the served version."""
+    current = watcher.current
+    if current is None:
+        return {"model_version_status": []}
+    return {
+        "model_version_status": [
+            {
+                "version": str(current.version),
+                "state": "AVAILABLE",
+                "status": {"error_code": "OK", "error_message": ""},
+            }
+        ]
+    }
+
+
+# ------------------------------------------------------------------ KServe glue
+
+
+def build_app(name: str, base: Path, poll_s: float = 1.0):
+    """KServe's REST app serving `name` from `base`, plus TF Serving's status route; and the watcher."""
+    import kserve
+    from fastapi.responses import ORJSONResponse
+    from fastapi.routing import APIRoute
+    from kserve.errors import InferenceError, InvalidInput
+    from kserve.protocol.rest.server import RESTServer
+
+    watcher = VersionWatcher(base, poll_s)
+    watcher.refresh()
+    if watcher.current is None:
+        raise FileNotFoundError(
+            f"no servable version in {base} (pushed versions: {versions(base) or 'none'})"
+        )
+
+    class BigTipperModel(kserve.Model):
+        """KServe model whose predict speaks TF Serving's REST request and response formats."""
+
+        def __init__(self):
+            super().__init__(name)
+            self.ready = True
+
+        async def predict(self, payload, headers=None):
+            loaded = watcher.current  # This request's version, whatever swaps meanwhile.
+            loop = asyncio.get_running_loop()
+            try:
+                # TensorFlow releases the GIL: concurrent requests run in parallel threads.
+                return await loop.run_in_executor(None, predict, loaded, payload)
+            except BadRequest as error:
+                ERRORS.labels(error.kind).inc()
+                raise InvalidInput(str(error)) from None
+            except RuntimeError as error:
+                raise InferenceError(str(error)) from None
+
+    # A 400 is the client's error, counted in taxi_serving_errors_total and answered with its
+    # reason: KServe's handler would also log a full traceback for each one.
+    logging.getLogger("kserve").addFilter(
+        lambda record: not (record.exc_info and isinstance(record.exc_info[1], InvalidInput))
+    )
+    model_server = kserve.ModelServer(http_port=0, enable_grpc=False, workers=1)
+    model_server.register_model(BigTipperModel())
+    app = RESTServer(model_server.dataplane, model_server.model_repository_extension).create_application()
+
+    async def model_status(model_name: str):
+        if model_name != name:
+            return ORJSONResponse({"error": f"Model with name {model_name} not found"}, status_code=404)
+        return status(watcher)
+
+    @app.middleware("http")
+    async def count_responses(request, call_next):
+        response = await call_next(request)
+        path = request.url.path
+        route = "predict" if path.endswith(":predict") else "metrics" if path == "/metrics" else "other"
+        HTTP_RESPONSES.labels(route, str(response.status_code)).inc()
+        return response
+
+    # TF Serving's status format for GET /v1/models/<name> (KServe's own says only "ready").
+    app.router.routes.insert(0, APIRoute("/v1/models/{model_name}", model_status, methods=["GET"]))
+    return app, watcher
+
+
+def serve(name: str, base: Path, host: str = "127.0.0.1", port: int = 8501, poll_s: float = 1.0) -> None:
+    """Run the server until interrupted."""
+    import uvicorn
+
+    app, watcher = build_app(name, base, poll_s)
+    watcher.start()
+    log.info("serving %s version %s on http://%s:%s", name, watcher.current.version, host, port)
+    print(
+        f"Serving {name} version {watcher.current.version} from {base} on http://{host}:{port}"
+        f"/v1/models/{name} (metrics: /metrics)",
+        flush=True,
+    )
+    try:
+        uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning")).run()
+    finally:
+        watcher.stop()
+
+
+def nan_to_none(value: float):
+    """JSON has no NaN: a missing float is sent as null."""
+    return None if isinstance(value, float) and math.isnan(value) else value
