@@ -554,7 +554,7 @@ def test_malformed_bodies_and_examples_get_400(server):
         (b"[1, 2]", "text/plain", "the body must be a JSON object"),
         ({"instances": [{"b64": "!!"}]}, "application/json", "example 0: invalid base64"),
         (
-            {"instances": [{"b64": base64.b64encode(b"junk").decode()}]},
+            {"instances": [{"b64": base64.b64encode(b"garbage").decode()}]},
             "application/json",
             "Could not parse example",
         ),
