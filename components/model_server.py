@@ -468,7 +468,7 @@ def build_app(name: str, base: Path, poll_s: float = 1.0):
         response = await call_next(request)
         path = request.url.path
         route = "predict" if path.endswith(":predict") else "metrics" if path == "/metrics" else "other"
-        HTTP_RESPONSES.labels(route, str(response.status_code)).inc()
+        HTTP_RESPONSES.labels(route, str(int(response.status_code))).inc()  # KServe gives HTTPStatus
         return response
 
     # TF Serving's status format for GET /v1/models/<name> (KServe's own says only "ready").
