@@ -8,7 +8,8 @@ enable, disable, delete), with the JSON shapes of KFP's v2beta1 API. It keeps wh
 in memory and records every request, so tests assert on what the real client sent.
 
 `fail_with` makes every request answer one HTTP status (401, 500, ...) with a KFP-style error
-body, to test how errors reach the user.
+body, and `reject_uploads` makes uploads fail as a server that rejects the spec, to test how
+errors reach the user.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ class KfpStandIn:
         self.experiments: dict[str, dict] = {}
         self.recurring_runs: dict[str, dict] = {}
         self.fail_with: int | None = None
+        self.reject_uploads: str | None = None  # answer uploads 400 with this message
         self._ids = itertools.count(1)
         self.server: ThreadingHTTPServer | None = None
 
@@ -166,6 +168,8 @@ class KfpStandIn:
         text = files["uploadfile"]
         text = text.decode() if isinstance(text, bytes) else text
         documents = [d for d in yaml.safe_load_all(text) if d]
+        if self.reject_uploads:
+            return 400, {"error": "invalid pipeline spec", "message": self.reject_uploads}
         if not documents or "pipelineInfo" not in documents[0]:
             return 400, {"error": "invalid pipeline spec", "message": "Failed to parse the pipeline spec"}
         if version_of is None:

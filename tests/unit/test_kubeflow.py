@@ -362,6 +362,11 @@ def test_deploy_errors_are_clear(kfp_server, compiled, capsys, tmp_path):
     assert "gate-tolerance: 'tight' is not a valid NUMBER_DOUBLE" in capsys.readouterr().err
     assert _deploy(host, tmp_path / "missing.yaml") == 2
     assert "run `python -m pipeline compile` first" in capsys.readouterr().err
+    server.reject_uploads = "Failed to validate the pipeline spec: unknown executor"
+    assert _deploy(host, compiled) == 1
+    assert "uploading the pipeline failed: HTTP 400" in (err := capsys.readouterr().err)
+    assert "Failed to validate the pipeline spec: unknown executor" in err
+    server.reject_uploads = None
     server.fail_with = 401
     assert _deploy(host, compiled) == 1
     assert "HTTP 401: not authorised" in capsys.readouterr().err
