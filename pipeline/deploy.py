@@ -175,32 +175,35 @@ def _call(step: str, fn, *args, **kwargs):
         raise DeployError(f"{step} failed: {_describe(error)}") from error
 
 
+def _named(step: str, list_fn, items: str, name: str, **kwargs) -> list:
+    """The objects a KFP list call returns whose display name is `name` (filtered server-side too)."""
+    flt = json.dumps({"predicates": [{"operation": "EQUALS", "key": "display_name", "stringValue": name}]})
+    response = _call(step, list_fn, page_size=PAGE_SIZE, filter=flt, **kwargs)
+    return [item for item in (getattr(response, items) or []) if item.display_name == name]
+
+
 def find_recurring_run(client, experiment_id: str, name: str):
     """The recurring run named `name` in the experiment, or None."""
-    flt = json.dumps({"predicates": [{"operation": "EQUALS", "key": "display_name", "stringValue": name}]})
-    response = _call(
+    runs = _named(
         "listing recurring runs",
         client.list_recurring_runs,
+        "recurring_runs",
+        name,
         experiment_id=experiment_id,
-        page_size=PAGE_SIZE,
-        filter=flt,
     )
-    runs = [r for r in (response.recurring_runs or []) if r.display_name == name]
     if len(runs) > 1:
         raise DeployError(f"{len(runs)} recurring runs are named {name!r}; delete all but one in the KFP UI")
     return runs[0] if runs else None
 
 
 def _version(client, pipeline_id: str, name: str):
-    flt = json.dumps({"predicates": [{"operation": "EQUALS", "key": "display_name", "stringValue": name}]})
-    response = _call(
+    versions = _named(
         "listing pipeline versions",
         client.list_pipeline_versions,
+        "pipeline_versions",
+        name,
         pipeline_id=pipeline_id,
-        page_size=PAGE_SIZE,
-        filter=flt,
     )
-    versions = [v for v in (response.pipeline_versions or []) if v.display_name == name]
     return versions[0] if versions else None
 
 

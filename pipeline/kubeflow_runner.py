@@ -30,9 +30,9 @@ from kfp.pipeline_spec import pipeline_spec_pb2  # noqa: E402
 from tfx.orchestration import data_types  # noqa: E402
 from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner  # noqa: E402
 
-from components import distribution, trainer  # noqa: E402
 from components.example_gen.kfp_driver import DRIVER_COMMAND  # noqa: E402
 from pipeline.config import PipelineConfig  # noqa: E402
+from pipeline.local_runner import model_arguments  # noqa: E402
 from pipeline.pipeline import RUNTIME_PARAMETERS, create_pipeline  # noqa: E402
 
 ResourceSpec = pipeline_spec_pb2.PipelineDeploymentConfig.PipelineContainerSpec.ResourceSpec
@@ -153,26 +153,9 @@ def build(config: PipelineConfig, settings: KubeflowSettings):
         data_root=settings.data_root,
         schema_path=IMAGE_SCHEMA_PATH,
         serving_dir=f"{settings.serving_dir.rstrip('/')}/{config.model_name}",
-        first_span=config.first_span,
-        last_span=config.last_span,
-        window_spans=config.window_spans,
-        run_fn=config.run_fn,
-        train_steps=config.train_steps,
-        eval_steps=config.eval_steps,
-        trainer_config={
-            trainer.EPOCHS_KEY: config.epochs,
-            trainer.BATCH_SIZE_KEY: config.batch_size,
-            distribution.STRATEGY_KEY: config.strategy,
-            distribution.MIXED_PRECISION_KEY: config.mixed_precision,
-            distribution.XLA_KEY: config.xla,
-        },
         # The image pins the code; a new image tag is a new pipeline version.
         code_version=settings.image,
-        auc_threshold=config.auc_threshold,
-        regression_tolerance=config.regression_tolerance,
-        gate_tolerance=config.gate_tolerance,
-        accept_drift=config.accept_drift,
-        warm_start=config.warm_start,
+        **model_arguments(config),
         beam_pipeline_args=list(settings.beam_args),
         metadata_connection_config=None,  # Kubeflow owns ML Metadata.
         tfjob=tfjob,

@@ -76,6 +76,33 @@ def code_version(run_fn: str) -> str:
     return f"{code_fingerprint()}-{digest}"
 
 
+def model_arguments(config: PipelineConfig) -> dict:
+    """The create_pipeline() arguments every runner takes from `config` as they are.
+
+    The span window, training and the thresholds; paths, code version and Beam differ per runner.
+    """
+    return dict(
+        first_span=config.first_span,
+        last_span=config.last_span,
+        window_spans=config.window_spans,
+        run_fn=config.run_fn,
+        train_steps=config.train_steps,
+        eval_steps=config.eval_steps,
+        trainer_config={
+            trainer.EPOCHS_KEY: config.epochs,
+            trainer.BATCH_SIZE_KEY: config.batch_size,
+            distribution.STRATEGY_KEY: config.strategy,
+            distribution.MIXED_PRECISION_KEY: config.mixed_precision,
+            distribution.XLA_KEY: config.xla,
+        },
+        auc_threshold=config.auc_threshold,
+        regression_tolerance=config.regression_tolerance,
+        gate_tolerance=config.gate_tolerance,
+        accept_drift=config.accept_drift,
+        warm_start=config.warm_start,
+    )
+
+
 def build(config: PipelineConfig, schema_path: Path = SCHEMA_PATH, tfjob: dict | None = None):
     """Prepare the run root and return the pipeline for `config`.
 
@@ -93,25 +120,8 @@ def build(config: PipelineConfig, schema_path: Path = SCHEMA_PATH, tfjob: dict |
         data_root=str(config.span_data_root),
         schema_path=str(stage_schema(schema_path, config.staged_schema_dir)),
         serving_dir=str(config.serving_dir),
-        first_span=config.first_span,
-        last_span=config.last_span,
-        window_spans=config.window_spans,
-        run_fn=config.run_fn,
-        train_steps=config.train_steps,
-        eval_steps=config.eval_steps,
-        trainer_config={
-            trainer.EPOCHS_KEY: config.epochs,
-            trainer.BATCH_SIZE_KEY: config.batch_size,
-            distribution.STRATEGY_KEY: config.strategy,
-            distribution.MIXED_PRECISION_KEY: config.mixed_precision,
-            distribution.XLA_KEY: config.xla,
-        },
         code_version=code_version(config.run_fn),
-        auc_threshold=config.auc_threshold,
-        regression_tolerance=config.regression_tolerance,
-        gate_tolerance=config.gate_tolerance,
-        accept_drift=config.accept_drift,
-        warm_start=config.warm_start,
+        **model_arguments(config),
         beam_pipeline_args=with_dependency_flags(config.beam_args),
         metadata_connection_config=metadata.sqlite_metadata_connection_config(str(config.metadata_path)),
         tfjob=tfjob,
