@@ -13,6 +13,9 @@ Evaluator: the summary says which); 4 when the serving gate refused the model; 3
 data or drift gate stopped the run; 5 when another run holds the root; 2 for bad arguments;
 1 for any other failure.
 Exit status of `verify`: 0 when every check passes, 1 when one fails, 2 for bad arguments.
+Other commands: 0 done; 2 for bad arguments or input (a 5-field cron, an unknown parameter,
+no pushed version, a version that does not exist); 1 when a server or the machine failed
+(KFP unreachable or refusing, a port in use).
 """
 
 from __future__ import annotations

@@ -220,6 +220,19 @@ def load_report(metadata_path: str | Path, run_id: str | None = None) -> RunRepo
     return report
 
 
+def _rollback_pin(pushed_path: str | None) -> int | None:
+    """The version a rollback pinned in the serving directory of `pushed_path`, if any."""
+    from components.model_server import PIN_FILE  # written by `python -m pipeline rollback`
+
+    if not pushed_path:
+        return None
+    pin = Path(pushed_path).parent / PIN_FILE
+    try:
+        return json.loads(pin.read_text()).get("version") if pin.is_file() else None
+    except (OSError, ValueError):
+        return None
+
+
 def _gate_checks(blessing_uri: str) -> list[dict]:
     path = Path(blessing_uri) / gate_spec.VERDICT_FILE_NAME
     return json.loads(path.read_text())["checks"] if path.is_file() else []
@@ -282,6 +295,12 @@ def format_report(report: RunReport) -> str:
             )
     if report.pushed_version and report.pushed_new_version:
         lines.append(f"Pushed: version {report.pushed_version} -> {report.pushed_path}")
+        pin = _rollback_pin(report.pushed_path)
+        if pin is not None and str(pin) != report.pushed_version:
+            lines.append(
+                f"  Note: a rollback pins version {pin}: `serve` keeps serving it until "
+                "`python -m pipeline rollback --clear`"
+            )
     elif report.pushed_version:
         lines.append(
             "Pushed: nothing new (cached run); serving version "

@@ -129,3 +129,17 @@ def test_a_model_answering_the_wrong_shape_is_an_error_not_an_answer(zoo, tmp_pa
     loaded = _loaded(zoo, tmp_path, "flat")  # answers (N,) instead of (N, 1)
     with pytest.raises(RuntimeError, match=r"answered shape \(3,\) for 3 examples; expected \(3, 1\)"):
         predict(loaded, {"signature_name": "serving_raw", "instances": _instances(loaded)})
+
+
+def test_run_summary_says_when_a_rollback_pin_keeps_the_new_push_from_serving(tmp_path):
+    from pipeline.report import NodeRun, RunReport, format_report
+
+    base = tmp_path / "big_tipper"
+    for version in (5, 6):
+        (base / str(version)).mkdir(parents=True)
+        (base / str(version) / "saved_model.pb").write_bytes(b"")
+    pusher = NodeRun("AtomicPusher", "ran", 1.0, outputs={"pushed_model": []})
+    report = RunReport("run", [pusher], {}, [], True, [], "6", str(base / "6"), None)
+    assert "rollback pins" not in format_report(report)
+    model_server.pin_version(base, 5, "test")
+    assert "Note: a rollback pins version 5: `serve` keeps serving it" in format_report(report)
