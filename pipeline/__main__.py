@@ -607,20 +607,17 @@ def rollback_command(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if args.command == "serve":
-        return serve_command(args)
-    if args.command == "rollback":
-        return rollback_command(args)
-    if args.command == "compile":
-        return compile_command(args)
-    if args.command == "deploy":
-        return deploy_command(args)
-    if args.command == "manifest":
-        return manifest_command(args)
-    if args.command == "verify":
-        return verify_command(args)
-    if args.command == "schedule":
-        return schedule_command(args)
+    simple = {
+        "serve": serve_command,
+        "rollback": rollback_command,
+        "compile": compile_command,
+        "deploy": deploy_command,
+        "manifest": manifest_command,
+        "verify": verify_command,
+        "schedule": schedule_command,
+    }
+    if args.command in simple:
+        return simple[args.command](args)
     if args.command == "runs":
         from pipeline import report
 

@@ -42,8 +42,17 @@ def _fmt(value, digits: int = 4) -> str:
 # ------------------------------------------------------------------ charts (inline SVG)
 
 
-def bar_chart(name: str, rows: list[tuple[str, float, str, bool]], lo: float = 0.5, hi: float = 1.0) -> str:
-    """Horizontal bars: (label, value, note, reliable); values mapped from [lo, hi]."""
+def bar_chart(
+    name: str,
+    rows: list[tuple[str, float, str, bool]],
+    lo: float = 0.5,
+    hi: float = 1.0,
+    alarming=lambda value: value < 0.85,
+) -> str:
+    """Horizontal bars: (label, value, note, reliable); values mapped from [lo, hi].
+
+    Red where `alarming(value)`, grey where not reliable, blue otherwise.
+    """
     bar_h, label_w, gap = 18, 190, 4
     height = len(rows) * (bar_h + gap) + 24
     parts = [
@@ -56,7 +65,8 @@ def bar_chart(name: str, rows: list[tuple[str, float, str, bool]], lo: float = 0
         width = (
             0 if value is None or math.isnan(value) else max(1.0, (min(value, hi) - lo) / (hi - lo) * span)
         )
-        color = "#d9534f" if reliable and value is not None and value < 0.85 else "#4a7ab7"
+        alarm = value is not None and not math.isnan(value) and alarming(value)
+        color = "#d9534f" if reliable and alarm else "#4a7ab7"
         if not reliable:
             color = "#c8c8c8"
         parts.append(f'<text x="{label_w - 6}" y="{y + 13}" text-anchor="end" class="lbl">{_e(label)}</text>')
@@ -311,15 +321,17 @@ def _anomalies_and_drift(current: run_report.RunReport) -> str:
             accepted = " (ACCEPTED by --accept-drift)" if current.drift_accepted else ""
             parts.append(
                 f"<p>Drift{accepted}: {_e(current.drift_summary or '')}. Bars: distance as a share of its "
-                "threshold (1.0 = the limit).</p>" + _ratio_chart(rows)
+                "threshold (1.0 = the limit; red beyond it).</p>"
+                + bar_chart(
+                    "drift",
+                    rows,
+                    lo=0.0,
+                    hi=max(1.0, max(r[1] for r in rows)),
+                    alarming=lambda ratio: ratio > 1.0,
+                )
             )
     parts.append("</section>")
     return "".join(parts)
-
-
-def _ratio_chart(rows) -> str:
-    chart = bar_chart("drift", rows, lo=0.0, hi=max(1.0, max((r[1] for r in rows), default=1.0)))
-    return chart.replace('fill="#d9534f"', 'fill="#4a7ab7"')
 
 
 def _newest_span_statistics(current: run_report.RunReport) -> tuple[str, object] | None:
