@@ -30,7 +30,6 @@ import binascii
 import dataclasses
 import json
 import logging
-import math
 import os
 import threading
 import time
@@ -135,7 +134,6 @@ class LoadedVersion:
     """One loaded SavedModel with what a request needs from it."""
 
     version: int
-    path: Path
     serving_fn: object
     raw_fn: object
     raw_specs: dict
@@ -156,7 +154,7 @@ def load_version(base: Path, version: int) -> LoadedVersion:
     output = raw_fn(**check_raw_request(specs, probe))[PREDICTION_KEY].numpy()
     if output.shape != (1, 1) or not np.isfinite(output).all():
         raise ValueError(f"smoke test: one example gave output of shape {output.shape}: {output.ravel()[:4]}")
-    return LoadedVersion(version, path, model.signatures[SERVING_SIGNATURE], raw_fn, specs, model)
+    return LoadedVersion(version, model.signatures[SERVING_SIGNATURE], raw_fn, specs, model)
 
 
 class VersionWatcher:
@@ -508,8 +506,3 @@ def serve(name: str, base: Path, host: str = "127.0.0.1", port: int = 8501, poll
         uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning")).run()
     finally:
         watcher.stop()
-
-
-def nan_to_none(value: float):
-    """JSON has no NaN: a missing float is sent as null."""
-    return None if isinstance(value, float) and math.isnan(value) else value

@@ -476,10 +476,9 @@ def deploy_command(args: argparse.Namespace) -> int:
             client = deploy.connect(args.host, args.token, args.namespace)
             print(deploy.set_schedule_state(client, name, args.experiment, args.schedule_action))
             return EXIT_OK
-        deploy.check_cron(args.cron)
-        deploy.parameter_values(deploy.read_spec(Path(args.package))[0], overrides)
+        request = deploy.plan(Path(args.package), args.cron, overrides)
         client = deploy.connect(args.host, args.token, args.namespace)
-        result = deploy.deploy(client, Path(args.package), args.experiment, args.cron, overrides)
+        result = deploy.deploy(client, request, args.experiment)
     except (deploy.DeployUsageError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE

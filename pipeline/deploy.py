@@ -222,19 +222,30 @@ def _same_schedule(run, version_id: str, cron: str, params: dict) -> bool:
     )
 
 
-def deploy(
-    client,
-    package: Path,
-    experiment: str = DEFAULT_EXPERIMENT,
-    cron: str = DEFAULT_CRON,
-    overrides: dict[str, str] | None = None,
-) -> DeployResult:
-    """Upload `package` and create or update the weekly recurring run (see module docstring)."""
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """A checked deploy request: nothing in it has been sent yet."""
+
+    package: Path
+    name: str
+    version_name: str
+    cron: str
+    params: dict
+
+
+def plan(package: Path, cron: str = DEFAULT_CRON, overrides: dict[str, str] | None = None) -> Plan:
+    """Check the package, the cron and the parameters before any server is contacted."""
     cron = check_cron(cron)
     spec, digest = read_spec(package)
     params = parameter_values(spec, overrides or {})
     name = spec["pipelineInfo"]["name"]
-    version_name = f"{name}-{digest}"
+    return Plan(Path(package), name, f"{name}-{digest}", cron, params)
+
+
+def deploy(client, request: Plan, experiment: str = DEFAULT_EXPERIMENT) -> DeployResult:
+    """Upload the package and create or update the weekly recurring run (see module docstring)."""
+    package, name, version_name = request.package, request.name, request.version_name
+    cron, params = request.cron, request.params
     actions = []
 
     pipeline_id = _call("looking up the pipeline", client.get_pipeline_id, name)

@@ -158,7 +158,7 @@ def histogram(name: str, buckets: list[tuple[float, float, float]]) -> str:
 
 def _history(metadata_path: Path) -> list[run_report.RunReport]:
     store = run_report.open_store(metadata_path)
-    return [run_report.load_report(metadata_path, run_id) for run_id in run_report.run_ids(store)]
+    return [run_report.load_report(metadata_path, run_id, store) for run_id in run_report.run_ids(store)]
 
 
 def _headline(current: run_report.RunReport, previous: run_report.RunReport | None) -> str:

@@ -175,9 +175,12 @@ def _threshold_text(threshold) -> str:
     return str(threshold).replace("\n", " ")
 
 
-def load_report(metadata_path: str | Path, run_id: str | None = None) -> RunReport:
-    """Read run `run_id` (default: the newest) from the store under a run root."""
-    store = open_store(metadata_path)
+def load_report(metadata_path: str | Path, run_id: str | None = None, store=None) -> RunReport:
+    """Read run `run_id` (default: the newest) from the store under a run root.
+
+    `store`: an already open store of that root (callers reading many runs open it once).
+    """
+    store = store or open_store(metadata_path)
     run_id = run_id or latest_run_id(store)
     if run_id is None:
         raise KeyError(f"the metadata store {metadata_path} holds no pipeline run")
@@ -343,7 +346,7 @@ def format_runs(metadata_path: str | Path) -> str:
     header = f"{'run':<28} {'spans':<10} {'status':<33} {'AUC':>6} {'acc':>6}  {'blessed':<7} pushed"
     lines = [header]
     for run_id in run_ids(store):
-        report = load_report(metadata_path, run_id)
+        report = load_report(metadata_path, run_id, store)
         auc, accuracy = report.overall.get("auc"), report.overall.get("binary_accuracy")
         blessed = {True: "yes", False: "no", None: "-"}[report.blessed]
         if report.pushed_new_version:

@@ -58,7 +58,7 @@ def test_watcher_serves_the_newest_loadable_version_and_follows_pins(zoo, tmp_pa
 def _loaded(zoo, tmp_path, name="good"):
     base = tmp_path / name
     push(base, zoo[name], 7)
-    return model_server.LoadedVersion(7, base / "7", *_signatures(base / "7"))
+    return model_server.LoadedVersion(7, *_signatures(base / "7"))
 
 
 def _signatures(path):
