@@ -1,7 +1,7 @@
 """Installable package for the taxi big-tipper TFX pipeline.
 
 Installed (editable) into the project's venv so that Transform and Trainer can import the
-user code by dotted path (`components.transform.preprocessing_fn`), locally and in a
+user code by dotted path (`models.transform.preprocessing_fn`), locally and in a
 Kubeflow image alike. The pinned dependency set lives in `requirements.lock`.
 """
 
@@ -18,6 +18,10 @@ setup(
             "pipeline.*",
             "components",
             "components.*",
+            "models",
+            "models.*",
+            "serving",
+            "serving.*",
             "data",
             "data.*",
             "schemas",
@@ -26,5 +30,5 @@ setup(
     ),
     package_data={"schemas": ["*.pbtxt"]},
     install_requires=["tfx==1.16.0", "tensorflow==2.16.2", "tf-keras==2.16.0"],
-    entry_points={"console_scripts": ["taxi-pipeline=pipeline.__main__:main"]},
+    entry_points={"console_scripts": ["taxi-pipeline=pipeline.cli:main"]},
 )

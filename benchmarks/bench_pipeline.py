@@ -95,14 +95,14 @@ def measure(command: list[str], log_path: Path) -> dict:
 
 
 def component_seconds(metadata_path: Path) -> dict[str, float]:
-    from pipeline.report import load_report
+    from pipeline.ops.history import load_report
 
     report = load_report(metadata_path)
     return {node.node_id: round(node.seconds, 1) for node in report.nodes}
 
 
 def outputs_of(metadata_path: Path, node_suffix: str, key: str) -> str:
-    from pipeline.report import load_report
+    from pipeline.ops.history import load_report
 
     report = load_report(metadata_path)
     for node in report.nodes:

@@ -34,8 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import pandas as pd  # noqa: E402
 
-from components import features  # noqa: E402
 from data import embedded  # noqa: E402
+from models import features  # noqa: E402
 
 MODEL = "big_tipper"
 
@@ -120,8 +120,8 @@ def in_process(model_dir: Path, rows: list[dict], seconds: float) -> dict:
     """The raw signature called directly with the same rows: the floor the server adds to."""
     import tensorflow as tf
 
-    from components.model_server import raw_features
-    from components.serving import check_raw_request, raw_input_specs
+    from serving.requests import check_raw_request, raw_input_specs
+    from serving.server import raw_features
 
     model = tf.saved_model.load(str(model_dir))
     signature = model.signatures["serving_raw"]
@@ -208,7 +208,7 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     source = Path(args.serving_dir)
-    from components.model_server import target_version
+    from serving.versions import target_version
 
     version = target_version(source)
     if version is None:

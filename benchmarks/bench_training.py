@@ -2,7 +2,7 @@
 
 A pipeline run (default window, in `<work-dir>/root`, made once) provides the Transform graph
 and the examples. Each measurement is a fresh process (logical devices must be set before
-TensorFlow starts) that builds the real tf.data pipeline (`components.trainer.make_dataset`)
+TensorFlow starts) that builds the real tf.data pipeline (`models.trainer.make_dataset`)
 and the real model, fills the dataset cache and compiles with one untimed pass, then times:
 - input: batches drawn from the dataset alone (no model);
 - train: `model.fit` steps with one replica (one device) or two (MirroredStrategy over two
@@ -41,9 +41,9 @@ def measure(spec: dict) -> dict:
         )
     import tensorflow_transform as tft
 
-    from components import distribution
-    from components.model import build_model, categorical_cardinalities
-    from components.trainer import DEFAULT_BATCH_SIZE, SEED, make_dataset, vocabulary_sizes
+    from models import distribution
+    from models.model import build_model, categorical_cardinalities
+    from models.trainer import DEFAULT_BATCH_SIZE, SEED, make_dataset, vocabulary_sizes
 
     output = tft.TFTransformOutput(spec["transform"])
     strategy = distribution.build_strategy(
@@ -69,9 +69,10 @@ def measure(spec: dict) -> dict:
 
 
 def prepare(work: Path) -> dict:
-    from pipeline.__main__ import EXIT_OK, run_command
     from pipeline.config import PipelineConfig
-    from pipeline.report import load_report
+    from pipeline.ops.exit_codes import EXIT_OK
+    from pipeline.ops.history import load_report
+    from pipeline.ops.run import run_command
 
     config = PipelineConfig(root=work / "root")
     if not config.metadata_path.exists():

@@ -25,10 +25,10 @@ from pathlib import Path
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from pipeline.__main__ import run_command  # noqa: E402
 from pipeline.config import PipelineConfig  # noqa: E402
-from pipeline.replay import replay  # noqa: E402
-from pipeline.report import load_report  # noqa: E402
+from pipeline.ops.history import load_report  # noqa: E402
+from pipeline.ops.replay import replay  # noqa: E402
+from pipeline.ops.run import run_command  # noqa: E402
 
 WEEKS = 4
 

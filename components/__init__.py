@@ -1,1 +1,1 @@
-"""Model-side code of the taxi pipeline: features, Transform, Keras model, run_fn, custom components."""
+"""Custom TFX components of the taxi pipeline, each a package of spec, component and executor."""

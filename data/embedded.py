@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from components import features
+from models import features
 
 SPAN_DIR_PATTERN = re.compile(r"^span-(\d+)$")
 SPAN_FILE_NAME = "data.csv"
@@ -39,7 +39,7 @@ def taxi_sample_path() -> Path:
 
 
 def read_raw_csv(path: str | os.PathLike) -> pd.DataFrame:
-    """Read a taxi CSV with the column types of `components.features`.
+    """Read a taxi CSV with the column types of `models.features`.
 
     Raises:
         DataError: if the file is missing or lacks any of the raw columns.

@@ -13,8 +13,8 @@ DEFAULT_ROOT = Path("runs/default")
 PIPELINE_NAME = "taxi_big_tipper"
 MODEL_NAME = "big_tipper"
 # Trainer user code, by dotted path (installed with the package, so it resolves in any container).
-DEFAULT_RUN_FN = "components.trainer.run_fn"
-# components.distribution's strategy names (not imported: that module imports TensorFlow).
+DEFAULT_RUN_FN = "models.trainer.run_fn"
+# models.distribution's strategy names (not imported: that module imports TensorFlow).
 STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker")
 # In-memory DirectRunner: the embedded data is small, and worker processes would cost more
 # in start-up and pickling than they save.

@@ -14,9 +14,9 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # Must precede the first Tens
 from tfx.orchestration import metadata  # noqa: E402
 from tfx.orchestration.local.local_dag_runner import LocalDagRunner  # noqa: E402
 
-from components import distribution, trainer  # noqa: E402
-from components.version import code_fingerprint  # noqa: E402
 from data import embedded  # noqa: E402
+from models import distribution, trainer  # noqa: E402
+from models.version import FINGERPRINTED_PACKAGES, code_fingerprint  # noqa: E402
 from pipeline.config import PipelineConfig  # noqa: E402
 from pipeline.pipeline import create_pipeline  # noqa: E402
 from schemas import SCHEMA_PATH  # noqa: E402
@@ -65,9 +65,9 @@ def with_dependency_flags(beam_args: tuple[str, ...] | list[str]) -> list[str]:
 
 
 def code_version(run_fn: str) -> str:
-    """Fingerprint of `components/`, plus the run_fn's own module when it lives elsewhere."""
+    """Fingerprint of the project's code, plus the run_fn's own module when it lives elsewhere."""
     module = run_fn.rpartition(".")[0]
-    if module.split(".")[0] == "components":
+    if module.split(".")[0] in FINGERPRINTED_PACKAGES:
         return code_fingerprint()
     spec = importlib.util.find_spec(module)
     if spec is None or not spec.origin:

@@ -14,20 +14,20 @@ from tfx.orchestration import pipeline as tfx_pipeline
 from tfx.proto import example_gen_pb2, pusher_pb2, range_config_pb2, trainer_pb2
 from tfx.utils import proto_utils
 
-from components import features
 from components.anomaly_gate.component import AnomalyGate
 from components.drift_gate.component import DriftGate
 from components.example_gen.component import SpanWindowCsvExampleGen
 from components.pusher.component import AtomicPusher
-from components.resolver import make_baseline_resolver, make_warm_start_resolver
-from components.serving import SERVING_SIGNATURE, TRANSFORM_SIGNATURE
+from components.resolver.component import make_baseline_resolver, make_warm_start_resolver
 from components.serving_gate.component import ServingGate
-from components.tfjob import TFJobSettings
 from components.tfjob_trainer.component import TFJobTrainer
 from components.tfjob_trainer.executor import TFJOB_KEY
-from components.trainer import WARM_START_KEY
+from components.tfjob_trainer.kubernetes import TFJobSettings
+from models import features
+from models.signatures import SERVING_SIGNATURE, TRANSFORM_SIGNATURE
+from models.trainer import WARM_START_KEY
 
-PREPROCESSING_FN = "components.transform.preprocessing_fn"
+PREPROCESSING_FN = "models.transform.preprocessing_fn"
 SPAN_PATTERN = "span-{SPAN}/*.csv"
 LABEL_KEY = features.LABEL_KEY
 CODE_VERSION_KEY = "code_version"
@@ -193,7 +193,7 @@ def create_pipeline(
         metadata_connection_config: ML Metadata connection (None for orchestrators that own it).
         enable_cache: reuse results of executions whose inputs did not change.
         tfjob: train in a Kubeflow TFJob of several workers instead of in the Trainer's own
-            process: `components.tfjob.TFJobSettings` fields, plus optional `api_server` and
+            process: `kubernetes.TFJobSettings` fields (components.tfjob_trainer), plus `api_server` and
             `poll_s`; None (the default) trains in-process.
         runtime_parameters: make the settings in RUNTIME_PARAMETERS runtime parameters whose
             defaults are the values given here (Kubeflow: a recurring run can change them).
@@ -240,7 +240,7 @@ def create_pipeline(
         schema=schema_gen.outputs["schema"],
         preprocessing_fn=PREPROCESSING_FN,
         custom_config={CODE_VERSION_KEY: code_version},
-        # The Trainer applies the Transform graph itself (see components/trainer.py): writing
+        # The Trainer applies the Transform graph itself (see models/trainer.py): writing
         # transformed examples, the analyzer cache and post-transform statistics each cost
         # more seconds than they save on data of this size.
         materialize=False,

@@ -10,9 +10,15 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from components import features
-from components.serving import PREDICTION_KEY, RAW_SIGNATURE, SERVING_SIGNATURE, missing_marker
-from components.trainer import raw_features_as_parsed, raw_tensor_specs
+from models import features
+from models.signatures import (
+    PREDICTION_KEY,
+    RAW_SIGNATURE,
+    SERVING_SIGNATURE,
+    missing_marker,
+    raw_features_as_parsed,
+    raw_tensor_specs,
+)
 
 # Each fault and the gate check that must refuse it.
 FAULTS = {

@@ -15,7 +15,7 @@ import pandas as pd
 import tensorflow_data_validation as tfdv
 from tensorflow_metadata.proto.v0 import anomalies_pb2, schema_pb2, statistics_pb2
 
-from components import features
+from models import features
 
 MEASURE_NAMES = {
     anomalies_pb2.DriftSkewInfo.Measurement.L_INFTY: "L-infinity",

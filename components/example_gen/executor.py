@@ -12,9 +12,9 @@ from tfx.types import standard_component_specs
 from tfx.utils import io_utils
 from tfx_bsl.coders import csv_decoder
 
-from components import features
 from components.anomaly_gate.executor import DataAnomalyError
 from components.example_gen.driver import PATTERN_SEPARATOR
+from models import features
 
 
 def match_files(input_base: str, split_pattern: str) -> list[str]:
@@ -31,7 +31,7 @@ def match_files(input_base: str, split_pattern: str) -> list[str]:
 class _WindowCsvToExample(beam.PTransform):
     """Like TFX's `_CsvToExample`, but over several patterns; the headers must all agree.
 
-    Column types come from `components.features` when it knows every column; otherwise they
+    Column types come from `models.features` when it knows every column; otherwise they
     are inferred over the whole window, so a column that happens to hold only whole numbers
     in one span keeps the type the other spans give it.
     """
@@ -71,7 +71,7 @@ class _WindowCsvToExample(beam.PTransform):
 
 
 def known_column_infos(column_names: list[str]) -> list[csv_decoder.ColumnInfo] | None:
-    """Column types from `components.features` when it knows every column, else None (infer).
+    """Column types from `models.features` when it knows every column, else None (infer).
 
     Known types skip a whole inference pass over the data, and a span whose fares happen to
     be whole numbers is still read as FLOAT.

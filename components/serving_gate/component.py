@@ -6,8 +6,8 @@ from tfx.dsl.components.base import base_component, executor_spec
 from tfx.types import Channel, channel_utils, standard_artifacts
 
 from components.serving_gate import spec
-from components.serving_gate.checks import DEFAULT_METRIC_TOLERANCE, DEFAULT_PARITY_TOLERANCE
 from components.serving_gate.executor import Executor
+from serving.checks import DEFAULT_METRIC_TOLERANCE, DEFAULT_PARITY_TOLERANCE
 
 
 class ServingGate(base_component.BaseComponent):

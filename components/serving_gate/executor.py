@@ -13,9 +13,10 @@ from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
-from components.evaluation import evaluation_metrics
-from components.serving import read_tfrecords
-from components.serving_gate import checks, spec
+from components.serving_gate import spec
+from serving import checks
+from serving.evaluation import evaluation_metrics
+from serving.requests import read_tfrecords
 
 log = logging.getLogger(__name__)
 

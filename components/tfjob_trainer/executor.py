@@ -13,8 +13,8 @@ from absl import logging
 from tfx.components.trainer import executor as trainer_executor
 from tfx.dsl.io import fileio
 
-from components import tfjob
-from components.train_worker import fn_args_spec
+from components.tfjob_trainer import kubernetes as tfjob
+from models.train_worker import fn_args_spec
 
 TFJOB_KEY = "tfjob"
 SPEC_FILE_NAME = "worker_spec.json"

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from components import trainer
+from models import signatures, trainer
 
 
 def run_fn(fn_args) -> None:
     """The real run_fn, with `raw_features_as_parsed` swapped for a skewed one during the call."""
-    original = trainer.raw_features_as_parsed
+    original = signatures.raw_features_as_parsed
 
     def skewed(inputs, serving_spec):
         parsed = original(inputs, serving_spec)
@@ -26,8 +26,8 @@ def run_fn(fn_args) -> None:
             parsed["fare"] = fare * 100.0
         return parsed
 
-    trainer.raw_features_as_parsed = skewed
+    signatures.raw_features_as_parsed = skewed
     try:
         trainer.run_fn(fn_args)
     finally:
-        trainer.raw_features_as_parsed = original
+        signatures.raw_features_as_parsed = original

@@ -21,11 +21,12 @@ from pathlib import Path
 
 import pytest
 
-from components import serving
-from components.serving_gate import checks
-from pipeline.__main__ import EXIT_OK, run_command
 from pipeline.config import PipelineConfig
-from pipeline.report import load_report
+from pipeline.ops.exit_codes import EXIT_OK
+from pipeline.ops.history import load_report
+from pipeline.ops.run import run_command
+from serving import checks
+from serving import requests as serving
 
 pytestmark = pytest.mark.e2e
 

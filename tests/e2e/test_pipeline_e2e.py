@@ -23,11 +23,13 @@ import pandas as pd
 import pytest
 from conftest import PIPELINE_NODE_IDS
 
-from components import features
 from data import embedded
-from pipeline.__main__ import EXIT_DATA_GATE, EXIT_OK, EXIT_SERVING_GATE, EXIT_USAGE, main, run_command
+from models import features
+from pipeline.cli import main
 from pipeline.config import PipelineConfig
-from pipeline.report import load_report
+from pipeline.ops.exit_codes import EXIT_DATA_GATE, EXIT_OK, EXIT_SERVING_GATE, EXIT_USAGE
+from pipeline.ops.history import load_report
+from pipeline.ops.run import run_command
 
 pytestmark = pytest.mark.e2e
 
@@ -324,7 +326,7 @@ def test_raw_signature_refuses_malformed_requests_naming_the_feature(served, mis
 
 def test_request_check_names_a_wrong_dtype_for_the_real_model(served):
     """TensorFlow names a wrongly typed input by position; the request check names the feature."""
-    from components import serving
+    from serving import requests as serving
 
     model, trips = served
     inputs = {k: v.numpy() for k, v in raw_inputs(trips).items()}

@@ -20,10 +20,12 @@ import pytest
 from tfx.utils import path_utils
 
 from data import embedded
-from pipeline.__main__ import EXIT_DATA_GATE, EXIT_OK, EXIT_USAGE, main, run_command
+from pipeline.cli import main
 from pipeline.config import PipelineConfig
-from pipeline.replay import replay
-from pipeline.report import load_report
+from pipeline.ops.exit_codes import EXIT_DATA_GATE, EXIT_OK, EXIT_USAGE
+from pipeline.ops.history import load_report
+from pipeline.ops.replay import replay
+from pipeline.ops.run import run_command
 
 pytestmark = pytest.mark.e2e
 
@@ -157,9 +159,9 @@ def test_warm_start_copies_weights_and_remaps_embeddings_by_token(weeks):
     import tensorflow as tf
     import tensorflow_transform as tft
 
-    from components import features
-    from components.model import build_model, categorical_cardinalities
-    from components.trainer import vocabulary_sizes, warm_start
+    from models import features
+    from models.model import build_model, categorical_cardinalities
+    from models.trainer import vocabulary_sizes, warm_start
 
     rows = weeks["rows"]
     base_dir = path_utils.serving_model_dir(rows[0].candidate)

@@ -1,4 +1,4 @@
-"""The production worker entry point (`components.train_worker`) with two test hooks.
+"""The production worker entry point (`models.train_worker`) with two test hooks.
 
 `python train_worker.py SPEC.json`: the JSON is a worker spec (FnArgs fields) plus, optionally,
 `logical_cpus` (split the CPU into N logical devices, which must happen before TensorFlow
@@ -25,7 +25,7 @@ if spec.get("logical_cpus"):
         cpu, [tf.config.LogicalDeviceConfiguration()] * spec["logical_cpus"]
     )
 
-from components import train_worker, trainer  # noqa: E402
+from models import train_worker, trainer  # noqa: E402
 
 
 class EpochLog(tf.keras.callbacks.Callback):

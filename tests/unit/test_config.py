@@ -63,7 +63,7 @@ def test_config_is_frozen():
 
 
 def test_strategy_names_match_the_distribution_module():
-    from components import distribution
+    from models import distribution
     from pipeline import config
 
     assert config.STRATEGIES == distribution.STRATEGIES

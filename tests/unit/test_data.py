@@ -3,8 +3,8 @@
 import pandas as pd
 import pytest
 
-from components import features
 from data import embedded
+from models import features
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from components import distribution as d
+from models import distribution as d
 
 TWO_WORKERS = {"cluster": {"worker": ["localhost:1", "localhost:2"]}, "task": {"type": "worker", "index": 1}}
 

@@ -3,7 +3,7 @@
 from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import schema_pb2
 
-from components import features
+from models import features
 from schemas import SCHEMA_PATH
 
 

@@ -20,9 +20,10 @@ from kfp.pipeline_spec import pipeline_spec_pb2
 from kfp_standin import KfpStandIn
 
 from components.example_gen import kfp_driver
-from pipeline import deploy, kubeflow_runner, manifests
-from pipeline.__main__ import main
+from pipeline import kubeflow_runner
+from pipeline.cli import main
 from pipeline.config import PipelineConfig
+from pipeline.ops import deploy, manifests
 from pipeline.pipeline import RUNTIME_PARAMETERS, create_pipeline
 
 # kserve is imported here, at collection, on purpose: its first import (ray, logging set-up)
@@ -82,7 +83,7 @@ def test_same_nodes_as_the_local_pipeline(spec, tmp_path):
         first_span=None,
         last_span=None,
         window_spans=3,
-        run_fn="components.trainer.run_fn",
+        run_fn="models.trainer.run_fn",
         train_steps=10,
         eval_steps=5,
         trainer_config={},
@@ -123,7 +124,7 @@ def test_every_executor_runs_the_image_with_the_beam_args(spec):
         assert "--runner=DataflowRunner" in args and "--region=europe-west1" in args, name
     # User code by dotted path, resolved inside the image; nothing staged from this machine.
     trainer_args = spec["root"]["dag"]["tasks"]["Trainer"]["inputs"]["parameters"]
-    assert trainer_args["run_fn"]["runtimeValue"]["constant"] == "components.trainer.run_fn"
+    assert trainer_args["run_fn"]["runtimeValue"]["constant"] == "models.trainer.run_fn"
     assert "module_file" not in trainer_args
     assert "/work/" not in json.dumps(spec) and str(REPO) not in json.dumps(spec)
 
@@ -444,6 +445,13 @@ def test_dockerfile_matches_the_locks_and_the_repo():
         if line.startswith("COPY") and "--from" not in line:
             for source in line.split()[1:-1]:
                 assert (REPO / source).exists(), f"COPY source {source} missing"
+    # Every package setup.py installs is copied into the image and let through .dockerignore.
+    packages = re.findall(r'"(\w+)",', (REPO / "setup.py").read_text())
+    assert {"pipeline", "components", "models", "serving", "data", "schemas"} <= set(packages)
+    allowed = (REPO / ".dockerignore").read_text().splitlines()
+    for package in packages:
+        assert f"COPY {package} /opt/pipeline/{package}" in dockerfile, package
+        assert f"!{package}" in allowed, package
     assert re.search(r"^USER 1000$", dockerfile, re.M), "the image must not run as root"
     assert "python3.10" in dockerfile
     # CUDA base = the CUDA runtime TF 2.16.2's wheels were built against.

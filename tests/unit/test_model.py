@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from components import features
-from components.model import ModelConfig, build_model, categorical_cardinalities
+from models import features
+from models.model import ModelConfig, build_model, categorical_cardinalities
 
 VOCABULARY_SIZES = {"payment_type": 6, "company": 40}
 
@@ -84,7 +84,7 @@ def test_autograph_leaves_graph_safe_packages_alone():
     from tensorflow.python.autograph.core import config as autograph_config
     from tensorflow.python.autograph.core.config_lib import Action
 
-    from components.model import GRAPH_SAFE_PACKAGES, skip_autograph_for_graph_safe_packages
+    from models.model import GRAPH_SAFE_PACKAGES, skip_autograph_for_graph_safe_packages
 
     skip_autograph_for_graph_safe_packages()
     skip_autograph_for_graph_safe_packages()  # idempotent
@@ -96,7 +96,7 @@ def test_autograph_leaves_graph_safe_packages_alone():
 
 
 def test_warm_start_moves_embedding_rows_with_their_tokens():
-    from components.trainer import _remap_rows
+    from models.trainer import _remap_rows
 
     old_tokens = [b"Cash", b"Credit Card", b"No Charge"]
     new_tokens = [b"Credit Card", b"Cash", b"Dispute", b"No Charge"]

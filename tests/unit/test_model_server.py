@@ -15,8 +15,9 @@ import pytest
 import tensorflow as tf
 from model_zoo import save_zoo_model
 
-from components import model_server
-from components.model_server import BadRequest, VersionWatcher, predict
+from serving import server as model_server
+from serving import versions
+from serving.server import BadRequest, VersionWatcher, predict
 
 
 @pytest.fixture(scope="module")
@@ -44,15 +45,13 @@ def test_watcher_serves_the_newest_loadable_version_and_follows_pins(zoo, tmp_pa
     push(base, zoo["nan"], 4)  # loads, but its smoke test answers NaN
     assert watcher.refresh() and watcher.current.version == 2  # 4 and 3 fail, 2 is next best
     assert not watcher.refresh()  # failures are remembered, not retried every poll
-    assert model_server.pin_version(base, 1, "test") == (4, 1)
+    assert versions.pin_version(base, 1, "test") == (4, 1)
     assert watcher.refresh() and watcher.current.version == 1
     assert (base / "4").is_dir() and (base / "2").is_dir()  # nothing deleted
-    model_server.pin_version(base, None)
+    versions.pin_version(base, None)
     assert watcher.refresh() and watcher.current.version == 2
-    with pytest.raises(
-        model_server.VersionError, match=r"version 9 is not in .*pushed versions: \[1, 2, 3, 4\]"
-    ):
-        model_server.pin_version(base, 9)
+    with pytest.raises(versions.VersionError, match=r"version 9 is not in .*pushed versions: \[1, 2, 3, 4\]"):
+        versions.pin_version(base, 9)
 
 
 def _loaded(zoo, tmp_path, name="good"):
@@ -132,7 +131,7 @@ def test_a_model_answering_the_wrong_shape_is_an_error_not_an_answer(zoo, tmp_pa
 
 
 def test_run_summary_says_when_a_rollback_pin_keeps_the_new_push_from_serving(tmp_path):
-    from pipeline.report import NodeRun, RunReport, format_report
+    from pipeline.ops.history import NodeRun, RunReport, format_report
 
     base = tmp_path / "big_tipper"
     for version in (5, 6):
@@ -141,5 +140,5 @@ def test_run_summary_says_when_a_rollback_pin_keeps_the_new_push_from_serving(tm
     pusher = NodeRun("AtomicPusher", "ran", 1.0, outputs={"pushed_model": []})
     report = RunReport("run", [pusher], {}, [], True, [], "6", str(base / "6"), None)
     assert "rollback pins" not in format_report(report)
-    model_server.pin_version(base, 5, "test")
+    versions.pin_version(base, 5, "test")
     assert "Note: a rollback pins version 5: `serve` keeps serving it" in format_report(report)

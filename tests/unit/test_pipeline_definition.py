@@ -4,7 +4,7 @@ import pytest
 import tensorflow_model_analysis as tfma
 from conftest import PIPELINE_NODE_IDS
 
-from components.version import code_fingerprint
+from models.version import code_fingerprint
 from pipeline import local_runner
 from pipeline.config import PipelineConfig
 from pipeline.pipeline import CODE_VERSION_KEY, make_eval_config

@@ -2,7 +2,7 @@
 
 from tfx.types import standard_artifacts
 
-from components.resolver import latest_blessed_other_model
+from components.resolver.strategy import latest_blessed_other_model
 
 
 def model(artifact_id: int):

@@ -17,10 +17,11 @@ import time
 
 import pytest
 
-from pipeline import schedule
-from pipeline.__main__ import EXIT_BUSY, EXIT_OK, EXIT_USAGE, main
+from pipeline.cli import main
 from pipeline.config import ConfigError
-from pipeline.lock import LOCK_FILE_NAME, RunInProgressError, run_lock
+from pipeline.ops import schedule
+from pipeline.ops.exit_codes import EXIT_BUSY, EXIT_OK, EXIT_USAGE
+from pipeline.ops.lock import LOCK_FILE_NAME, RunInProgressError, run_lock
 
 
 def cli(*argv: str) -> tuple[int, str, str]:
@@ -112,7 +113,7 @@ def test_schedule_twice_then_remove_with_the_real_crontab(real_crontab, tmp_path
 
 HOLDER = """
 import sys, time
-from pipeline.lock import run_lock
+from pipeline.ops.lock import run_lock
 with run_lock(sys.argv[1]):
     print("locked", flush=True)
     time.sleep(120)

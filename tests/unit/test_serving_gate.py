@@ -22,11 +22,14 @@ from tensorflow_model_analysis.proto import metrics_for_slice_pb2
 from tfx.types import artifact_utils, standard_artifacts
 from tfx.utils import path_utils
 
-from components import features, serving
-from components.serving_gate import checks, spec
+from components.serving_gate import spec
 from components.serving_gate.executor import Executor
 from data import embedded
-from pipeline.__main__ import EXIT_FAILED, EXIT_OK, EXIT_USAGE, main
+from models import features
+from pipeline.cli import main
+from pipeline.ops.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from serving import checks
+from serving import requests as serving
 
 TRIPS = 600
 

@@ -11,13 +11,14 @@ import pytest
 import tensorflow as tf
 from model_zoo import save_zoo_model
 
-from components import features, serving
+from models import features, signatures
+from serving import requests as serving
 
 
 @pytest.fixture(scope="module")
 def signature(tmp_path_factory):
     path = save_zoo_model(str(tmp_path_factory.mktemp("zoo") / "good"))
-    return tf.saved_model.load(path).signatures[serving.RAW_SIGNATURE]
+    return tf.saved_model.load(path).signatures[signatures.RAW_SIGNATURE]
 
 
 def request(rows: int = 3) -> dict:
@@ -34,7 +35,7 @@ def request(rows: int = 3) -> dict:
 
 def test_a_good_request_is_answered_n_by_1(signature):
     inputs = serving.check_raw_request(serving.raw_input_specs(signature), request())
-    assert signature(**inputs)[serving.PREDICTION_KEY].shape == (3, 1)
+    assert signature(**inputs)[signatures.PREDICTION_KEY].shape == (3, 1)
 
 
 def test_integers_are_accepted_for_float_features(signature):

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from components import features
-from components.contracts import check_label_and_prediction
-from components.model import ModelConfig, build_model, categorical_cardinalities
 from data import embedded
+from models import features
+from models.contracts import check_label_and_prediction
+from models.model import ModelConfig, build_model, categorical_cardinalities
 
 
 @pytest.fixture(scope="module")

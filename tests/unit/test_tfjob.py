@@ -21,7 +21,7 @@ from tfx.proto import trainer_pb2
 from tfx.types import artifact_utils, standard_artifacts, standard_component_specs
 from tfx.utils import path_utils, proto_utils
 
-from components import tfjob
+from components.tfjob_trainer import kubernetes as tfjob
 from components.tfjob_trainer.executor import SPEC_FILE_NAME, TFJOB_KEY, Executor
 
 
@@ -106,7 +106,7 @@ def test_manifest_follows_the_tfjob_crd():
     container = worker["template"]["spec"]["containers"][0]
     assert container["name"] == "tensorflow"  # the operator finds the TF container by this name
     assert container["image"] == "registry/taxi:1"
-    assert container["command"] == ["python", "-m", "components.train_worker", "gs://b/run/worker_spec.json"]
+    assert container["command"] == ["python", "-m", "models.train_worker", "gs://b/run/worker_spec.json"]
     assert container["resources"]["limits"]["nvidia.com/gpu"] == 2
     assert worker["template"]["spec"]["nodeSelector"] == {
         "cloud.google.com/gke-accelerator": "nvidia-h100-80gb"
@@ -152,7 +152,7 @@ def trainer_artifacts(tmp_path, api_server: str, timeout_s: float = 60):
         standard_component_specs.EVAL_ARGS_KEY: proto_utils.proto_to_json(
             trainer_pb2.EvalArgs(num_steps=100)
         ),
-        standard_component_specs.RUN_FN_KEY: "components.trainer.run_fn",
+        standard_component_specs.RUN_FN_KEY: "models.trainer.run_fn",
         standard_component_specs.CUSTOM_CONFIG_KEY: json.dumps({TFJOB_KEY: settings, "epochs": 5}),
     }
     inputs = {

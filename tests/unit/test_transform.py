@@ -10,8 +10,8 @@ from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import schema_pb2
 from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
 
-from components import features
-from components.transform import MISSING_CATEGORY, big_tipper_label, preprocessing_fn
+from models import features
+from models.transform import MISSING_CATEGORY, big_tipper_label, preprocessing_fn
 from schemas import SCHEMA_PATH
 
 SCHEMA = text_format.Parse(SCHEMA_PATH.read_text(), schema_pb2.Schema())

@@ -80,8 +80,8 @@ def _span_property(examples) -> int | None:
 
 def week_row(week: int, status: int, report, seconds: float) -> WeekRow:
     """Summarise one week's run (its RunReport from ML Metadata) as a row."""
-    from pipeline.__main__ import EXIT_DATA_GATE, EXIT_OK, EXIT_SERVING_GATE
-    from pipeline.report import weakest_slices
+    from pipeline.ops.exit_codes import EXIT_DATA_GATE, EXIT_OK, EXIT_SERVING_GATE
+    from pipeline.ops.history import weakest_slices
 
     weakest = weakest_slices(report, count=1)
     if report.pushed_new_version:
@@ -172,8 +172,8 @@ def replay(
         ReplayError: for more weeks than spans, or a root that already holds runs.
     """
     from data import embedded
-    from pipeline.__main__ import run_command
-    from pipeline.report import load_report
+    from pipeline.ops.history import load_report
+    from pipeline.ops.run import run_command
 
     out = out or sys.stdout
     root = Path(base.root)

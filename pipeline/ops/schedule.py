@@ -2,7 +2,7 @@
 
 The entry is marked with a comment naming its run root, so scheduling the same root again
 replaces it (never a second schedule) and `--remove` takes out exactly that one. Overlapping
-runs are prevented by the run lock (`pipeline/lock.py`): a run that starts while another holds
+runs are prevented by the run lock (`pipeline/ops/lock.py`): a run that starts while another holds
 the root exits at once.
 """
 

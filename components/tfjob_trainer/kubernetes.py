@@ -1,7 +1,7 @@
 """Kubeflow Training Operator TFJobs: the manifest, a small Kubernetes API client, and the wait.
 
 The manifest (kubeflow.org/v1 TFJob) runs N worker pods of the project's image, each
-`python -m components.train_worker <spec>`; the operator gives each pod its TF_CONFIG, so the
+`python -m models.train_worker <spec>`; the operator gives each pod its TF_CONFIG, so the
 same `run_fn` trains with MultiWorkerMirroredStrategy and only the chief exports. Pods restart
 on failure (`restartPolicy: OnFailure`) and resume from the Keras backup.
 
@@ -72,7 +72,7 @@ def job_name(execution_id: int | str, prefix: str = "taxi-trainer") -> str:
 
 
 def tfjob_manifest(name: str, spec_uri: str, settings: TFJobSettings) -> dict:
-    """The kubeflow.org/v1 TFJob running `settings.workers` workers of `components.train_worker`."""
+    """The kubeflow.org/v1 TFJob running `settings.workers` workers of `models.train_worker`."""
     resources = {
         "requests": {"cpu": settings.cpu, "memory": settings.memory},
         "limits": {"cpu": settings.cpu, "memory": settings.memory},
@@ -84,7 +84,7 @@ def tfjob_manifest(name: str, spec_uri: str, settings: TFJobSettings) -> dict:
             {
                 "name": CONTAINER_NAME,
                 "image": settings.image,
-                "command": ["python", "-m", "components.train_worker", spec_uri],
+                "command": ["python", "-m", "models.train_worker", spec_uri],
                 "env": [{"name": "TF_USE_LEGACY_KERAS", "value": "1"}],
                 "resources": resources,
             }

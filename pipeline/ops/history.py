@@ -16,8 +16,8 @@ from ml_metadata.proto import metadata_store_pb2
 from tfx.orchestration import metadata
 
 from components.drift_gate import spec as drift_spec
-from components.evaluation import evaluation_metrics, slice_name
 from components.serving_gate import spec as gate_spec
+from serving.evaluation import evaluation_metrics, slice_name
 
 RUN_CONTEXT_TYPE = "pipeline_run"
 NODE_CONTEXT_TYPE = "node"
@@ -225,7 +225,7 @@ def load_report(metadata_path: str | Path, run_id: str | None = None, store=None
 
 def _rollback_pin(pushed_path: str | None) -> int | None:
     """The version a rollback pinned in the serving directory of `pushed_path`, if any."""
-    from components.model_server import PIN_FILE  # written by `python -m pipeline rollback`
+    from serving.versions import PIN_FILE  # written by `python -m pipeline rollback`
 
     if not pushed_path:
         return None

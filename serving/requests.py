@@ -1,6 +1,6 @@
-"""The serving contract seen from the caller's side: signature names, request checks, replay data.
+"""The serving contract seen from the caller's side: request checks, replay data.
 
-The exported model refuses malformed raw input by itself (`components/trainer.py`), but a
+The exported model refuses malformed raw input by itself (`models/signatures.py`), but a
 loaded signature names a wrongly typed input by position ("input #5 was expected to be a
 float tensor"), not by feature. Everything here that calls the signatures (the serving gate,
 `python -m pipeline verify`, the model server) checks a request with `check_raw_request` first,
@@ -23,14 +23,8 @@ import pandas as pd
 import tensorflow as tf
 from tfx.utils import path_utils
 
-from components import features
-
-SERVING_SIGNATURE = "serving_default"
-TRANSFORM_SIGNATURE = "transform_features"
-# One named [None] input per raw feature (JSON clients), through the same Transform graph.
-RAW_SIGNATURE = "serving_raw"
-PREDICTION_KEY = "probabilities"
-EXAMPLES_INPUT = "examples"
+from models import features
+from models.signatures import missing_marker
 
 
 class ServingInputError(ValueError):
@@ -43,15 +37,6 @@ class ServingInputError(ValueError):
 
 class ReplayDataError(ValueError):
     """Replay data cannot be read (missing path, missing columns, unparsable values)."""
-
-
-def missing_marker(dtype: tf.DType):
-    """The value a dense raw request uses for "missing" (see `features.MISSING_*`)."""
-    if dtype == tf.string:
-        return features.MISSING_STRING.encode()
-    if dtype.is_floating:
-        return features.MISSING_FLOAT
-    return features.MISSING_INT
 
 
 def raw_input_specs(signature) -> dict[str, tf.TensorSpec]:

@@ -1,6 +1,6 @@
 """Transform's `preprocessing_fn`: the one feature graph shared by training, evaluation and serving.
 
-TFX bakes this graph into the exported model (see `components/trainer.py`), so a feature is
+TFX bakes this graph into the exported model (see `models/signatures.py`), so a feature is
 computed by exactly the same code at training and at serving time: there is no second
 implementation that could drift from this one.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from components import features
+from models import features
 
 # Stands for a missing categorical value; TFT vocabularies drop empty strings.
 MISSING_CATEGORY = "__missing__"

@@ -27,12 +27,9 @@ from collections.abc import Sequence
 import numpy as np
 import tensorflow as tf
 
-from components import features
-from components.serving import (
-    EXAMPLES_INPUT,
-    PREDICTION_KEY,
-    RAW_SIGNATURE,
-    SERVING_SIGNATURE,
+from models import features
+from models.signatures import EXAMPLES_INPUT, PREDICTION_KEY, RAW_SIGNATURE, SERVING_SIGNATURE
+from serving.requests import (
     ReplayDataError,
     ServingInputError,
     check_raw_request,

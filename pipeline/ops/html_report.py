@@ -24,7 +24,7 @@ import math
 import time
 from pathlib import Path
 
-from pipeline import report as run_report
+from pipeline.ops import history as run_report
 
 CHART_WIDTH = 640
 

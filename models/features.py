@@ -92,7 +92,7 @@ SLICE_FEATURES: tuple[str, ...] = ("payment_type", "trip_start_hour", "trip_star
 def big_tipper(tips: np.ndarray, fare: np.ndarray) -> np.ndarray:
     """The label in NumPy, for checks outside TensorFlow (the serving gate's ground truth).
 
-    Same definition as `components.transform.big_tipper_label` (a test holds them together):
+    Same definition as `models.transform.big_tipper_label` (a test holds them together):
     1 when tips exceed BIG_TIP_FRACTION of the fare, 0 when the fare is 0 or missing (NaN);
     a missing tip counts as 0.
     """

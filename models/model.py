@@ -9,8 +9,8 @@ import dataclasses
 
 import tensorflow as tf
 
-from components import features
-from components.contracts import ShapeContractModel
+from models import features
+from models.contracts import ShapeContractModel
 
 
 @dataclasses.dataclass(frozen=True)

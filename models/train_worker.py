@@ -1,9 +1,9 @@
-"""One training process of a multi-worker Trainer: `python -m components.train_worker SPEC.json`.
+"""One training process of a multi-worker Trainer: `python -m models.train_worker SPEC.json`.
 
-A TFJob's pods run this (see `components/tfjob.py`): the TFJob-submitting Trainer writes the
-FnArgs it would have passed to `run_fn` as JSON next to its outputs, and every worker calls
-the same `run_fn` with them; the Training Operator sets each pod's TF_CONFIG, so
-`components.distribution` picks MultiWorkerMirroredStrategy and only the chief exports.
+A TFJob's pods run this (see `components/tfjob_trainer/kubernetes.py`): the TFJob-submitting
+Trainer writes the FnArgs it would have passed to `run_fn` as JSON next to its outputs, and
+every worker calls the same `run_fn` with them; the Training Operator sets each pod's TF_CONFIG, so
+`models.distribution` picks MultiWorkerMirroredStrategy and only the chief exports.
 """
 
 from __future__ import annotations
@@ -52,14 +52,14 @@ def run(spec: dict) -> None:
     """Call the project's `run_fn` with the spec's FnArgs."""
     from tfx.components.trainer.fn_args_utils import FnArgs
 
-    from components import trainer
+    from models import trainer
 
     trainer.run_fn(FnArgs(**{name: spec.get(name) for name in SPEC_FIELDS if spec.get(name) is not None}))
 
 
 def main(argv: list[str]) -> int:
     if len(argv) != 1:
-        print("usage: python -m components.train_worker SPEC.json", file=sys.stderr)
+        print("usage: python -m models.train_worker SPEC.json", file=sys.stderr)
         return 2
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
     logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")

@@ -30,7 +30,6 @@ import binascii
 import dataclasses
 import json
 import logging
-import os
 import threading
 import time
 from pathlib import Path
@@ -39,20 +38,12 @@ import numpy as np
 import tensorflow as tf
 from prometheus_client import Counter, Gauge, Histogram
 
-from components.serving import (
-    EXAMPLES_INPUT,
-    PREDICTION_KEY,
-    RAW_SIGNATURE,
-    SERVING_SIGNATURE,
-    ServingInputError,
-    check_raw_request,
-    missing_marker,
-    raw_input_specs,
-)
+from models.signatures import EXAMPLES_INPUT, PREDICTION_KEY, RAW_SIGNATURE, SERVING_SIGNATURE, missing_marker
+from serving.requests import ServingInputError, check_raw_request, raw_input_specs
+from serving.versions import read_pin, versions
 
 log = logging.getLogger("taxi.model_server")
 
-PIN_FILE = "SERVED_VERSION.json"
 SIGNATURES = (SERVING_SIGNATURE, RAW_SIGNATURE)
 
 REQUESTS = Counter("taxi_serving_requests_total", "Prediction requests", ["signature", "format"])
@@ -69,61 +60,6 @@ HTTP_RESPONSES = Counter(
     "taxi_serving_http_responses_total", "HTTP responses by path kind and status", ["route", "code"]
 )
 LOAD_FAILURES = Counter("taxi_serving_model_load_failures_total", "Versions that failed to load")
-
-
-class VersionError(ValueError):
-    """A requested version does not exist in the serving directory."""
-
-
-# ------------------------------------------------------------------ versions and pins
-
-
-def versions(base: Path) -> list[int]:
-    """Pushed versions under a serving base directory (complete ones: saved_model.pb), ascending."""
-    base = Path(base)
-    if not base.is_dir():
-        return []
-    return sorted(
-        int(p.name) for p in base.iterdir() if p.name.isdigit() and (p / "saved_model.pb").is_file()
-    )
-
-
-def read_pin(base: Path) -> dict | None:
-    """The rollback pin, or None when the newest version is served."""
-    path = Path(base) / PIN_FILE
-    if not path.is_file():
-        return None
-    return json.loads(path.read_text())
-
-
-def target_version(base: Path) -> int | None:
-    """The version to serve: the pinned one if it still exists, else the newest."""
-    available = versions(base)
-    pin = read_pin(base)
-    if pin and pin.get("version") in available:
-        return pin["version"]
-    return available[-1] if available else None
-
-
-def pin_version(base: Path, version: int | None, reason: str = "") -> tuple[int | None, int | None]:
-    """Pin `version` as the served one (None: remove the pin, serve the newest).
-
-    Returns (served before, served after). Writes atomically; deletes nothing.
-    """
-    base = Path(base)
-    available = versions(base)
-    before = target_version(base)
-    path = base / PIN_FILE
-    if version is None:
-        path.unlink(missing_ok=True)
-        return before, target_version(base)
-    if version not in available:
-        raise VersionError(f"version {version} is not in {base}; pushed versions: {available or 'none'}")
-    record = {"version": version, "pinned_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "reason": reason}
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(record, indent=2) + "\n")
-    os.replace(tmp, path)
-    return before, version
 
 
 # ------------------------------------------------------------------ loaded versions

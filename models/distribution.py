@@ -152,7 +152,7 @@ def configure_precision_and_xla(mixed_precision: bool, xla: bool) -> None:
     """float16 compute (float32 variables) on GPU, and XLA JIT, when asked.
 
     Mixed precision is only set where a GPU exists: on CPU it is slower and changes nothing
-    worth having. The model's output layer stays float32 (see components/model.py), so the
+    worth having. The model's output layer stays float32 (see models/model.py), so the
     shape and numerics contracts see float32 probabilities either way.
     """
     if mixed_precision:

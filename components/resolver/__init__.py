@@ -1,0 +1,1 @@
+"""Resolver nodes: the latest blessed model other than the candidate, and for warm start."""

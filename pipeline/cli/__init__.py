@@ -1,0 +1,40 @@
+"""Command line: `python -m pipeline COMMAND`, one module per command group.
+
+`run` runs the pipeline, `replay` simulates weeks of retraining, `schedule` puts the weekly
+run in this machine's crontab, `runs` lists the run history (`runs show RUN`: one in full),
+`report` summarises the newest run, `verify` runs the serving gate's checks on any SavedModel
+with our signatures against raw data. `compile` writes the Kubeflow (KFP v2) pipeline spec,
+`deploy` uploads it and keeps one weekly recurring run, `manifest --serving` prints the KServe
+InferenceService for the pushed model. `serve` serves the pushed model over TF Serving's REST
+API; `rollback` makes an older pushed version the served one.
+
+Groups: `training` (run, replay, schedule), `serving` (verify, serve, rollback), `history`
+(runs, report), `kubeflow` (compile, deploy, manifest). Exit statuses: `pipeline.ops.exit_codes`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # Must precede the first TensorFlow import.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from pipeline.cli import history, kubeflow, serving, training  # noqa: E402
+
+GROUPS = (training, history, serving, kubeflow)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The `python -m pipeline` parser: every group's commands, each with its handler."""
+    parser = argparse.ArgumentParser(prog="python -m pipeline", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    for group in GROUPS:
+        group.add_commands(commands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse `argv` and run the command's handler; return its exit status."""
+    args = build_parser().parse_args(argv)
+    return args.handler(args)

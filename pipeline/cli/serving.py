@@ -1,0 +1,156 @@
+"""Commands `verify`, `serve` and `rollback`: check a model, serve the pushed one, pin a version."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from pipeline.config import DEFAULT_ROOT, PipelineConfig
+from pipeline.ops.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+
+
+def add_commands(commands) -> None:
+    """Add `verify`, `serve` and `rollback` to the CLI's subparsers."""
+    verify = commands.add_parser(
+        "verify", help="run the serving gate's checks on a SavedModel against raw data"
+    )
+    verify.add_argument(
+        "--model",
+        required=True,
+        help="a SavedModel folder, a Trainer model artifact, or a serving directory (newest version)",
+    )
+    verify.add_argument(
+        "--data",
+        required=True,
+        help="a CSV with the taxi columns (or a folder of them), an ExampleGen examples artifact "
+        "(its eval split), or a folder of TFRecord files",
+    )
+    verify.add_argument("--split", default="eval", help="split to read from an ExampleGen artifact")
+    verify.add_argument(
+        "--evaluation",
+        help="an Evaluator output folder: the served accuracy and AUC must reproduce its figures",
+    )
+    verify.add_argument("--metric-tolerance", type=float, default=None)
+    verify.add_argument("--parity-tolerance", type=float, default=None)
+    verify.add_argument("--json", dest="json_path", help="also write the verdict as JSON here")
+    verify.set_defaults(handler=verify_command)
+    serve = commands.add_parser(
+        "serve", help="serve the pushed model (KServe model server, TF Serving REST API)"
+    )
+    serve.add_argument("--root", default=str(DEFAULT_ROOT))
+    serve.add_argument("--serving-dir", help="the model's serving base directory (default: the root's)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0: every interface)")
+    serve.add_argument("--port", type=int, default=8501)
+    serve.add_argument("--poll-s", type=float, default=1.0, help="how often to look for a new version")
+    serve.set_defaults(handler=serve_command)
+    rollback = commands.add_parser("rollback", help="serve an older pushed version (newer ones are kept)")
+    rollback.add_argument("--root", default=str(DEFAULT_ROOT))
+    rollback.add_argument("--serving-dir", help="the model's serving base directory (default: the root's)")
+    target = rollback.add_mutually_exclusive_group()
+    target.add_argument(
+        "--to", type=int, help="the version to serve (default: the one before the served one)"
+    )
+    target.add_argument("--clear", action="store_true", help="remove the pin: serve the newest version again")
+    rollback.set_defaults(handler=rollback_command)
+
+
+def verify_command(args: argparse.Namespace) -> int:
+    """Run the serving gate's checks on `--model` against `--data`; print the verdict."""
+    from serving import checks
+    from serving import requests as serving
+
+    metric_tolerance = (
+        checks.DEFAULT_METRIC_TOLERANCE if args.metric_tolerance is None else args.metric_tolerance
+    )
+    parity_tolerance = (
+        checks.DEFAULT_PARITY_TOLERANCE if args.parity_tolerance is None else args.parity_tolerance
+    )
+    if metric_tolerance < 0 or parity_tolerance < 0:
+        print("error: tolerances must be non-negative", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        model_dir = serving.resolve_model_dir(args.model)
+        examples = serving.load_replay_examples(args.data, split=args.split)
+        evaluator = None
+        if args.evaluation:
+            from serving.evaluation import evaluation_metrics
+
+            evaluator, _ = evaluation_metrics(args.evaluation)
+            if not evaluator:
+                raise FileNotFoundError(f"no overall metrics in the evaluation at {args.evaluation}")
+    except (FileNotFoundError, serving.ReplayDataError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    verdict = checks.run_checks(str(model_dir), examples, evaluator, metric_tolerance, parity_tolerance)
+    print(verdict.format())
+    if args.json_path:
+        with open(args.json_path, "w") as handle:
+            handle.write(verdict.to_json())
+    return EXIT_OK if verdict.blessed else EXIT_FAILED
+
+
+def _serving_base(args: argparse.Namespace):
+    from pathlib import Path
+
+    return Path(args.serving_dir) if args.serving_dir else PipelineConfig(root=args.root).serving_dir
+
+
+def serve_command(args: argparse.Namespace) -> int:
+    """Run the model server until interrupted."""
+    import logging
+
+    from serving import server as model_server
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    base = _serving_base(args)
+    try:
+        model_server.serve(PipelineConfig(root=args.root).model_name, base, args.host, args.port, args.poll_s)
+    except FileNotFoundError as error:
+        print(f"error: {error}; run the pipeline first (make run)", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as error:
+        print(f"error: cannot serve on {args.host}:{args.port}: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def rollback_command(args: argparse.Namespace) -> int:
+    """Pin an older version (or clear the pin) and say what changed."""
+    from serving import server as model_server
+
+    base = _serving_base(args)
+    available = model_server.versions(base)
+    current = model_server.target_version(base)
+    if current is None:
+        print(f"error: no pushed version in {base}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        if args.clear:
+            before, after = model_server.pin_version(base, None)
+        else:
+            version = args.to
+            if version is None:
+                older = [v for v in available if v < current]
+                if not older:
+                    print(
+                        f"error: {current} is the oldest pushed version; nothing to roll back to",
+                        file=sys.stderr,
+                    )
+                    return EXIT_USAGE
+                version = older[-1]
+            before, after = model_server.pin_version(base, version, reason=f"rollback from {current}")
+    except model_server.VersionError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    newer = [v for v in available if v > (after or 0)]
+    if before == after:
+        print(f"Selected version unchanged: {after}")
+    else:
+        print(f"Selected version: {before} -> {after} (the version `serve` loads from {base})")
+    if args.clear:
+        print("Pin removed: the newest pushed version is served, and each new push will be.")
+    else:
+        print(f"Pinned in {base / model_server.PIN_FILE}; kept newer versions: {newer or 'none'}.")
+        print("New pushes are not served until `python -m pipeline rollback --clear`.")
+    print("A running `serve` switches within its poll interval.")
+    return EXIT_OK

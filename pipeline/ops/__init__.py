@@ -1,0 +1,1 @@
+"""Operations around runs: run, history, report, replay, schedule, lock, deploy, manifests."""
