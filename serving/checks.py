@@ -12,6 +12,9 @@ Checks, each pass / fail / skipped, with its figures:
 - finite: no NaN or Inf, and probabilities within [0, 1];
 - parity: the raw signature agrees with the serialized one on every example (train/serve
   preprocessing skew otherwise);
+- batch_invariance: every prediction is the same whether its example is sent alone, in
+  batches of 2, 7 or 64, or in a shuffled batch of the largest size (an answer that depends
+  on the rest of its batch: a (N,) meeting a (N, 1) inside the graph, batch statistics, order);
 - not_degenerate: the predictions are not one value for every example;
 - metrics: accuracy and AUC computed from the served predictions agree with the Evaluator's
   overall figures within a tolerance (skipped where there is no Evaluator or no label).
@@ -43,6 +46,16 @@ DEFAULT_METRIC_TOLERANCE = 0.005
 # Both signatures run the same float32 graph on the same values: any real skew is far larger.
 DEFAULT_PARITY_TOLERANCE = 1e-5
 REPLAY_BATCH_SIZE = 1024
+# The same example scored in two batchings by the same float32 graph: measured differences on
+# our model are 0 or within a few float32 ulps of a probability (< 1e-6); a batch-dependence
+# bug moves predictions by 1e-2 and more.
+DEFAULT_BATCH_TOLERANCE = 1e-5
+# Small batchings (1, 2, 7) run on a seeded sample of this many examples: each is one call per
+# 1, 2 or 7 examples, and this class of bug moves every example of a mixed batch, so a sample
+# shows it (every example is still replayed in batches of 64 and in a shuffled full batch).
+BATCH_PROBE_SAMPLE = 64
+SMALL_BATCH_SIZES = (1, 2, 7)
+MEDIUM_BATCH_SIZE = 64
 # The Evaluator's metric names (TFMA) and the figures the gate computes for them.
 EVALUATOR_METRICS = {"binary_accuracy": "accuracy", "auc": "auc"}
 CLASSIFICATION_THRESHOLD = 0.5
@@ -163,9 +176,27 @@ def _replay(name: str, call, inputs_by_batch) -> SignatureReplay:
     return SignatureReplay(name, predictions=np.concatenate(outputs).astype(np.float64))
 
 
-def _batches(count: int, size: int):
-    for start in range(0, count, size):
-        yield slice(start, min(start + size, count))
+def _replay_rows(name: str, call, inputs_of, batches: list[np.ndarray]) -> SignatureReplay:
+    """`_replay` over batches of row indices; `inputs_of(rows)` builds one call's inputs."""
+    return _replay(name, call, ((len(rows), inputs_of(rows)) for rows in batches))
+
+
+def _chunks(rows: np.ndarray, size: int) -> list[np.ndarray]:
+    return [rows[start : start + size] for start in range(0, len(rows), size)]
+
+
+def batch_plans(count: int, batch_size: int, seed: int = 0) -> dict[str, list[np.ndarray]]:
+    """The batchings the gate compares with the in-order replay in batches of `batch_size`.
+
+    Batches of 1, 2 and 7 over a seeded sample of `BATCH_PROBE_SAMPLE` examples; batches of
+    64 over every example; every example again in a seeded shuffled order, `batch_size` a call.
+    """
+    rng = np.random.default_rng(seed)
+    sample = np.sort(rng.choice(count, size=min(BATCH_PROBE_SAMPLE, count), replace=False))
+    plans = {str(size): _chunks(sample, size) for size in SMALL_BATCH_SIZES}
+    plans[str(MEDIUM_BATCH_SIZE)] = _chunks(np.arange(count), MEDIUM_BATCH_SIZE)
+    plans[f"{batch_size} shuffled"] = _chunks(rng.permutation(count), batch_size)
+    return plans
 
 
 def _signature_check(model) -> tuple[Check, dict | None]:
@@ -210,6 +241,7 @@ def run_checks(
     metric_tolerance: float = DEFAULT_METRIC_TOLERANCE,
     parity_tolerance: float = DEFAULT_PARITY_TOLERANCE,
     batch_size: int = REPLAY_BATCH_SIZE,
+    batch_tolerance: float = DEFAULT_BATCH_TOLERANCE,
 ) -> Verdict:
     """Load `model_dir` as a server would and run every check on the replay of `serialized`.
 
@@ -220,13 +252,14 @@ def run_checks(
             `binary_accuracy`); None skips the metrics check.
         metric_tolerance: largest accepted |served - Evaluator| for accuracy and AUC.
         parity_tolerance: largest accepted |raw - serialized| for one prediction.
-        batch_size: examples per signature call.
+        batch_size: examples per signature call (the largest batch the gate sends).
+        batch_tolerance: largest accepted difference between two batchings of one example.
 
     Returns:
         The verdict; never raises for a faulty model (a model that does not load fails the
         `signatures` check).
     """
-    tolerances = {"metric": metric_tolerance, "parity": parity_tolerance}
+    tolerances = {"metric": metric_tolerance, "parity": parity_tolerance, "batch": batch_tolerance}
     verdict = Verdict(model=str(model_dir), examples=len(serialized), checks=[], tolerances=tolerances)
     try:
         model = tf.saved_model.load(str(model_dir))
@@ -239,21 +272,22 @@ def run_checks(
         return verdict
 
     examples = np.array(list(serialized), dtype=object)
-    serialized_replay = _replay(
-        SERVING_SIGNATURE,
-        model.signatures[SERVING_SIGNATURE],
-        (
-            (s.stop - s.start, {EXAMPLES_INPUT: tf.constant(list(examples[s]))})
-            for s in _batches(len(examples), batch_size)
-        ),
-    )
+    in_order = list(_chunks(np.arange(len(examples)), batch_size))
+    callers = {
+        SERVING_SIGNATURE: (
+            model.signatures[SERVING_SIGNATURE],
+            lambda rows: {EXAMPLES_INPUT: tf.constant(list(examples[rows]))},
+        )
+    }
+    serialized_replay = _replay_rows(SERVING_SIGNATURE, *callers[SERVING_SIGNATURE], in_order)
     try:
         raw = examples_to_raw(examples, specs)
-        raw_batches = [
-            (s.stop - s.start, check_raw_request(specs, {k: v[s] for k, v in raw.items()}))
-            for s in _batches(len(examples), batch_size)
-        ]
-        raw_replay = _replay(RAW_SIGNATURE, model.signatures[RAW_SIGNATURE], raw_batches)
+        check_raw_request(specs, raw)  # Once for the whole replay: the batches are its slices.
+        callers[RAW_SIGNATURE] = (
+            model.signatures[RAW_SIGNATURE],
+            lambda rows: check_raw_request(specs, {k: v[rows] for k, v in raw.items()}),
+        )
+        raw_replay = _replay_rows(RAW_SIGNATURE, *callers[RAW_SIGNATURE], in_order)
     except (ReplayDataError, ServingInputError) as error:
         raw_replay = SignatureReplay(RAW_SIGNATURE, error=f"the replay cannot build raw requests: {error}")
     replays = [serialized_replay, raw_replay]
@@ -263,6 +297,8 @@ def run_checks(
     verdict.checks.append(_finite_check(served))
     clean = [r for r in served if np.isfinite(r.predictions).all()]
     verdict.checks.append(_parity_check(serialized_replay, raw_replay, parity_tolerance))
+    plans = batch_plans(len(examples), batch_size)
+    verdict.checks.append(_batch_invariance_check(clean, callers, plans, batch_size, batch_tolerance))
     verdict.checks.append(_degenerate_check(clean))
     verdict.checks.append(_metrics_check(clean, labels_of(examples), evaluator_figures, metric_tolerance))
     return verdict
@@ -345,6 +381,67 @@ def _parity_check(serialized: SignatureReplay, raw: SignatureReplay, tolerance: 
         )
     return Check(
         "parity", PASS, f"raw and serialized predictions agree (largest difference {largest:.2g})", figures
+    )
+
+
+def _batch_invariance_check(
+    clean: list[SignatureReplay],
+    callers: dict,
+    plans: dict[str, list[np.ndarray]],
+    batch_size: int,
+    tolerance: float,
+) -> Check:
+    """Each signature's answers under every batching in `plans` vs its in-order replay."""
+    if not clean:
+        return Check("batch_invariance", SKIPPED, "no finite (N, 1) predictions to compare")
+    problems, figures = [], {"batchings": list(plans), "sample": BATCH_PROBE_SAMPLE}
+    largest = 0.0
+    for reference in clean:
+        call, inputs_of = callers[reference.name]
+        per_plan, disagree, worst = {}, [], None  # worst: (difference, plan, example, value)
+        for plan, batches in plans.items():
+            replay = _replay_rows(reference.name, call, inputs_of, batches)
+            if replay.predictions is None:
+                problem = replay.error or f"shape {replay.bad_shape} for a batch of {replay.batch}"
+                per_plan[plan] = {"error": problem}
+                problems.append(f"{reference.name} in batches of {plan}: {problem}")
+                continue
+            rows = np.concatenate(batches)
+            difference = np.abs(replay.predictions - reference.predictions[rows])
+            difference = np.where(np.isnan(difference), np.inf, difference)
+            at = int(difference.argmax())
+            per_plan[plan] = {
+                "examples": len(rows),
+                "max_abs_difference": _finite_or_none(float(difference[at])),
+                "worst_example": int(rows[at]),
+            }
+            if difference[at] > tolerance:
+                disagree.append(plan)
+            largest = max(largest, float(difference[at]))
+            if worst is None or difference[at] > worst[0]:
+                worst = (float(difference[at]), plan, int(rows[at]), float(replay.predictions[at]))
+        figures[reference.name] = per_plan
+        if worst and disagree:
+            gap, plan, example, value = worst
+            expected = reference.predictions[example]
+            problems.append(
+                f"{reference.name}: example {example} scored {expected:.4f} in order in batches of "
+                f"{batch_size} but {value:.4f} in batches of {plan} (largest difference {gap:.4g}); "
+                f"batchings that disagree: {', '.join(disagree)}"
+            )
+    figures["max_abs_difference"] = _finite_or_none(largest)
+    if problems:
+        return Check(
+            "batch_invariance",
+            FAIL,
+            "; ".join(problems) + f" (tolerance {tolerance:g}): the answer depends on the rest of its batch",
+            figures,
+        )
+    return Check(
+        "batch_invariance",
+        PASS,
+        f"same answers alone and in batches of {', '.join(plans)} (largest difference {largest:.2g})",
+        figures,
     )
 
 

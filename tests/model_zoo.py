@@ -36,7 +36,20 @@ FAULTS = {
     "square_output": "output_shape",
     # The same probability for every trip.
     "constant": "not_degenerate",
+    # Answers that depend on the rest of the request (both signatures alike, right shape,
+    # finite, varied): only the batch_invariance check can see them.
+    # Each logit (N, 1) + every logit (N,) -> (N, N), averaged back: 0.5 * own + 0.5 * batch
+    # mean. A batch of one gets exactly the right answer.
+    "batch_mean_blend": "batch_invariance",
+    # Normalised by the batch's own mean and variance (a BatchNormalization left in training mode).
+    "batch_statistics": "batch_invariance",
+    # The previous example's logit leaks into each (a shift by one along the batch axis).
+    "order_dependent": "batch_invariance",
+    # The batch is padded to a multiple of 8 in front and read from the start: right only when
+    # no padding was needed.
+    "padding": "batch_invariance",
 }
+BATCH_FAULTS = sorted(fault for fault, check in FAULTS.items() if check == "batch_invariance")
 
 RAW_DTYPES = {
     **{c: tf.int64 for c in features.RAW_INT_COLUMNS},
@@ -104,6 +117,7 @@ class ZooModel(tf.Module):
             logit += tf.sqrt(raw["trip_miles"] - 1.0)
         if self.fault == "broadcast_raw" and raw_path:
             logit = tf.reduce_mean(logit, axis=1)  # (N, N) -> (N,): the broadcast is hidden.
+        logit = _batch_fault(self.fault, logit)
         probabilities = tf.sigmoid(logit)
         if self.fault == "constant":
             return tf.fill([tf.shape(credit)[0], 1], 0.3)
@@ -114,6 +128,22 @@ class ZooModel(tf.Module):
         if logit.shape.rank == 2:  # rank2_raw_input: a [N, 1] fare met [N] features.
             return probabilities
         return tf.reshape(probabilities, [-1, 1])
+
+
+def _batch_fault(fault: str | None, logit: tf.Tensor) -> tf.Tensor:
+    """`logit` [N] as a batch-dependent fault changes it (unchanged for other faults)."""
+    if fault == "batch_mean_blend":
+        return 0.5 * tf.reduce_mean(tf.reshape(logit, [-1, 1]) + logit, axis=1)
+    if fault == "batch_statistics":
+        mean, variance = tf.nn.moments(logit, axes=[0])
+        return (logit - mean) / tf.sqrt(variance + 1e-3) * 1.5 - 1.0
+    if fault == "order_dependent":
+        return logit + 0.5 * tf.roll(logit, shift=1, axis=0)
+    if fault == "padding":
+        count = tf.shape(logit)[0]
+        padded = tf.concat([tf.zeros([(-count) % 8]), logit], axis=0)
+        return padded[:count]
+    return logit
 
 
 def save_zoo_model(path: str, fault: str | None = None) -> str:

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import tensorflow as tf
-from model_zoo import FAULTS, save_zoo_model
+from model_zoo import BATCH_FAULTS, FAULTS, save_zoo_model
 from tensorflow_model_analysis.proto import metrics_for_slice_pb2
 from tfx.types import artifact_utils, standard_artifacts
 from tfx.utils import path_utils
@@ -60,9 +60,11 @@ def test_the_correct_model_passes_every_check(workspace):
     figures = served_figures(workspace)
     verdict = checks.run_checks(workspace["models"][None], workspace["examples"], figures)
     assert verdict.blessed, verdict.format()
-    assert [c.status for c in verdict.checks] == ["pass"] * 6
+    assert [c.status for c in verdict.checks] == ["pass"] * 7
     by_name = {c.name: c for c in verdict.checks}
     assert by_name["parity"].figures["max_abs_difference"] <= checks.DEFAULT_PARITY_TOLERANCE
+    assert by_name["batch_invariance"].figures["max_abs_difference"] <= checks.DEFAULT_BATCH_TOLERANCE
+    assert by_name["batch_invariance"].figures["batchings"] == ["1", "2", "7", "64", "1024 shuffled"]
     assert by_name["metrics"].figures["serving_raw"]["auc"] == pytest.approx(figures["auc"], abs=1e-6)
     # The fixed score is a real classifier on these trips, not a coin.
     assert figures["auc"] > 0.75
@@ -74,6 +76,33 @@ def test_each_broken_model_is_refused_for_its_reason(workspace, fault):
     assert not verdict.blessed
     failed = [c.name for c in verdict.failures]
     assert FAULTS[fault] in failed, verdict.format()
+
+
+@pytest.mark.parametrize("fault", BATCH_FAULTS)
+def test_batch_dependence_fails_only_batch_invariance(workspace, fault):
+    """Right shape, finite, varied, the same through both signatures: only the batching differs."""
+    verdict = checks.run_checks(workspace["models"][fault], workspace["examples"])
+    assert [c.name for c in verdict.failures] == ["batch_invariance"], verdict.format()
+    check = verdict.failures[0]
+    assert "depends on the rest of its batch" in check.detail
+    assert "serving_default: example " in check.detail and "serving_raw: example " in check.detail
+    assert "batchings that disagree: 1" in check.detail  # alone disagrees with every fault here
+    for name in ("serving_default", "serving_raw"):
+        worst = max(f["max_abs_difference"] for f in check.figures[name].values())
+        assert worst > 100 * checks.DEFAULT_BATCH_TOLERANCE
+
+
+def test_batch_blending_is_invisible_to_a_batch_of_one(workspace):
+    """The seed's bug as a new user meets it: alone it answers exactly as the correct model."""
+    good = tf.saved_model.load(workspace["models"][None]).signatures["serving_default"]
+    blend = tf.saved_model.load(workspace["models"]["batch_mean_blend"]).signatures["serving_default"]
+    one = tf.constant(workspace["examples"][:1])
+    assert blend(examples=one)["probabilities"].numpy() == pytest.approx(
+        good(examples=one)["probabilities"].numpy()
+    )
+    many = tf.constant(workspace["examples"])
+    gap = np.abs(blend(examples=many)["probabilities"].numpy() - good(examples=many)["probabilities"].numpy())
+    assert gap.max() > 0.05
 
 
 def test_broadcasting_hidden_behind_an_n_by_1_answer_is_caught_as_skew(workspace):
