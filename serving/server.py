@@ -16,10 +16,11 @@ Requests, as TF Serving takes them:
   a 500, never a 200 with a broadcast answer.
 
 Versions: a watcher thread polls the serving directory; a new target version is loaded and
-smoke-tested off the request path, then swapped in with one reference assignment, so no
-request is dropped or sees a half-loaded model. A version that fails to load or to answer
-leaves the current one serving; the failure is logged and counted (and retried only if that
-version's folder changes).
+smoke-tested off the request path (one all-missing example must give one finite probability;
+rows from the schema's domains must score the same alone, together and in reverse order),
+then swapped in with one reference assignment, so no request is dropped or sees a
+half-loaded model. A version that fails to load or to answer leaves the current one serving;
+the failure is logged and counted (and retried only if that version's folder changes).
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ import tensorflow as tf
 from prometheus_client import Counter, Gauge, Histogram
 
 from models.signatures import EXAMPLES_INPUT, PREDICTION_KEY, RAW_SIGNATURE, SERVING_SIGNATURE, missing_marker
+from serving.checks import DEFAULT_BATCH_TOLERANCE
+from serving.probe import batch_probe
 from serving.requests import ServingInputError, check_raw_request, raw_input_specs
 from serving.versions import read_pin, versions
 
@@ -90,7 +93,10 @@ def load_version(base: Path, version: int) -> LoadedVersion:
     output = raw_fn(**check_raw_request(specs, probe))[PREDICTION_KEY].numpy()
     if output.shape != (1, 1) or not np.isfinite(output).all():
         raise ValueError(f"smoke test: one example gave output of shape {output.shape}: {output.ravel()[:4]}")
-    return LoadedVersion(version, model.signatures[SERVING_SIGNATURE], raw_fn, specs, model)
+    serving_fn = model.signatures[SERVING_SIGNATURE]
+    # Rows from the schema's domains alone, together and reversed: the same answers, or no swap.
+    batch_probe(serving_fn, raw_fn, specs, DEFAULT_BATCH_TOLERANCE)
+    return LoadedVersion(version, serving_fn, raw_fn, specs, model)
 
 
 class VersionWatcher:

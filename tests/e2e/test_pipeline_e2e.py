@@ -7,7 +7,9 @@ One session fixture makes the runs in order and every test reads their record:
 4. a model whose raw signature skews `fare` (the Evaluator blesses it, the serving gate
    refuses it, nothing is pushed);
 5. a new span with an unknown payment_type (the data gate stops the run before Transform);
-6. a span with a missing column (stopped before any statistics).
+6. a span with a missing column (stopped before any statistics);
+7. a model that blends each prediction with its batch's mean (the Evaluator blesses it, the
+   serving gate's batch_invariance check refuses it).
 """
 
 from __future__ import annotations
@@ -91,6 +93,10 @@ def runs(tmp_path_factory) -> dict[str, Outcome]:
     outcomes["anomaly"] = run_cli(root, "--data-root", str(span_with(root, "data-anomaly", unknown_payment)))
     outcomes["missing_column"] = run_cli(
         root, "--data-root", str(span_with(root, "data-missing", lambda f: f.drop(columns=["company"])))
+    )
+    # batch_blend_trainer.py: the real model, exported with a (N, 1) + (N,) broadcast inside.
+    outcomes["batch_blend"] = run_cli(
+        root, config=PipelineConfig(root=root, run_fn="batch_blend_trainer.run_fn")
     )
     outcomes["root"] = root
     return outcomes
@@ -191,7 +197,7 @@ def test_unreachable_threshold_pushes_nothing(runs):
 def test_serving_gate_passes_the_real_model_with_the_evaluators_figures(runs):
     cold = runs["cold"]
     assert cold.report.gate_blessed is True
-    assert "Serving gate: passed (6 checks on" in cold.stdout
+    assert "Serving gate: passed (7 checks on" in cold.stdout
     checks = {c["name"]: c for c in cold.report.gate_checks}
     assert {c["status"] for c in checks.values()} == {"pass"}
     metrics = checks["metrics"]["figures"]
@@ -217,6 +223,26 @@ def test_serving_gate_refusal_pushes_nothing_and_says_why(runs):
     assert "Serving gate: REFUSED the push" in skewed.stdout
     assert "train/serve preprocessing skew" in skewed.stdout
     assert "Pushed: nothing (the serving gate refused it)" in skewed.stdout
+
+
+def test_a_batch_dependent_model_fools_the_evaluator_but_not_the_serving_gate(runs):
+    blend = runs["batch_blend"]
+    assert blend.status == EXIT_SERVING_GATE, blend.stdout + blend.stderr
+    states = {n.node_id: n.state for n in blend.report.nodes}
+    assert states["Trainer"] == "ran" and states["Evaluator"] == "ran"
+    assert blend.report.blessed is True  # the Evaluator scored the blended answers and passed them
+    assert blend.report.gate_blessed is False
+    assert not blend.report.pushed_new_version
+    assert blend.versions == runs["cold"].versions
+    checks = {c["name"]: c for c in blend.report.gate_checks}
+    assert checks["batch_invariance"]["status"] == "fail"
+    for name in ("signatures", "output_shape", "finite", "parity", "not_degenerate"):
+        assert checks[name]["status"] == "pass", (name, checks[name]["detail"])
+    detail = checks["batch_invariance"]["detail"]
+    assert "serving_default: example " in detail and "batchings that disagree: 1, 2, 7, 64" in detail
+    assert checks["batch_invariance"]["figures"]["max_abs_difference"] > 0.01
+    assert "Serving gate: REFUSED the push" in blend.stdout
+    assert "depends on the rest of its batch" in blend.stdout
 
 
 def test_verify_passes_the_pushed_model_on_raw_csv_and_the_evaluator(runs, tmp_path):
@@ -343,7 +369,7 @@ def test_runs_lists_every_run_with_its_status_from_ml_metadata(runs):
     with contextlib.redirect_stdout(out):
         assert main(["runs", "--root", str(runs["root"])]) == EXIT_OK
     rows = out.getvalue().splitlines()[1:]
-    order = ["cold", "cached", "unreachable", "skewed", "anomaly", "missing_column"]
+    order = ["cold", "cached", "unreachable", "skewed", "anomaly", "missing_column", "batch_blend"]
     assert len(rows) == len(order)
     by_name = dict(zip(order, rows))
     for name in order:

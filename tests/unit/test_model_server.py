@@ -13,10 +13,10 @@ import shutil
 import numpy as np
 import pytest
 import tensorflow as tf
-from model_zoo import save_zoo_model
+from model_zoo import BATCH_FAULTS, save_zoo_model
 
+from serving import probe, versions
 from serving import server as model_server
-from serving import versions
 from serving.server import BadRequest, VersionWatcher, predict
 
 
@@ -27,6 +27,7 @@ def zoo(tmp_path_factory):
         "good": save_zoo_model(str(root / "good")),
         "nan": save_zoo_model(str(root / "nan"), "nan"),
         "flat": save_zoo_model(str(root / "flat"), "flat_output"),
+        **{fault: save_zoo_model(str(root / fault), fault) for fault in BATCH_FAULTS},
     }
 
 
@@ -52,6 +53,34 @@ def test_watcher_serves_the_newest_loadable_version_and_follows_pins(zoo, tmp_pa
     assert watcher.refresh() and watcher.current.version == 2
     with pytest.raises(versions.VersionError, match=r"version 9 is not in .*pushed versions: \[1, 2, 3, 4\]"):
         versions.pin_version(base, 9)
+
+
+@pytest.mark.parametrize("fault", BATCH_FAULTS)
+def test_a_version_whose_answer_depends_on_its_batch_is_not_swapped_in(zoo, tmp_path, fault, caplog):
+    base = tmp_path / "big_tipper"
+    push(base, zoo["good"], 1)
+    watcher = VersionWatcher(base)
+    assert watcher.refresh() and watcher.current.version == 1
+    failures = model_server.LOAD_FAILURES._value.get()
+    push(base, zoo[fault], 2)  # shape, finiteness and the one-example smoke test all pass
+    with caplog.at_level("ERROR", logger="taxi.model_server"):
+        assert not watcher.refresh()
+    assert watcher.current.version == 1
+    assert model_server.LOAD_FAILURES._value.get() == failures + 1
+    assert "version 2 failed to load (batch probe: serving_" in caplog.text
+    assert "depends on the rest of its batch" in caplog.text
+
+
+def test_the_batch_probe_rows_come_from_the_schema(zoo):
+    specs = model_server.raw_input_specs(tf.saved_model.load(zoo["good"]).signatures["serving_raw"])
+    rows = probe.probe_rows(specs)
+    assert set(rows) == set(specs) and all(len(v) == probe.PROBE_ROWS for v in rows.values())
+    assert {b"Cash", b"Credit Card"} <= set(rows["payment_type"])  # the domain's values, cycled
+    assert len(set(rows["payment_type"])) > 2 and len(set(rows["fare"])) == probe.PROBE_ROWS
+    assert 0 < rows["fare"].min() and rows["fare"].max() <= 300  # realistic fares, not 0..1000's ends
+    assert set(rows["trip_start_hour"]) <= set(range(24))
+    assert (rows["pickup_census_tract"] == -1).all()  # no domain: missing
+    assert probe.batch_probe(*_signatures(zoo["good"])[:2], specs, 1e-5) <= 1e-5
 
 
 def _loaded(zoo, tmp_path, name="good"):
