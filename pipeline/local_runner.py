@@ -14,11 +14,12 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # Must precede the first Tens
 from tfx.orchestration import metadata  # noqa: E402
 from tfx.orchestration.local.local_dag_runner import LocalDagRunner  # noqa: E402
 
+from components.example_gen.driver import available_spans  # noqa: E402
 from data import embedded  # noqa: E402
 from models import distribution, trainer  # noqa: E402
 from models.version import FINGERPRINTED_PACKAGES, code_fingerprint  # noqa: E402
-from pipeline.config import PipelineConfig  # noqa: E402
-from pipeline.pipeline import create_pipeline  # noqa: E402
+from pipeline.config import ConfigError, PipelineConfig  # noqa: E402
+from pipeline.pipeline import SPAN_PATTERN, create_pipeline  # noqa: E402
 from schemas import SCHEMA_PATH  # noqa: E402
 
 
@@ -103,16 +104,67 @@ def model_arguments(config: PipelineConfig) -> dict:
     )
 
 
-def build(config: PipelineConfig, schema_path: Path = SCHEMA_PATH, tfjob: dict | None = None):
+def check_arguments(config: PipelineConfig, explicit_window: bool = False) -> list[int]:
+    """Refuse arguments that contradict the data root or the environment; return the spans present.
+
+    Runs before anything else, so a contradiction costs no pipeline work.
+
+    Args:
+        config: the run's configuration.
+        explicit_window: the window was asked for (`--window N`), not the default: a window
+            larger than the spans present is then a contradiction, while the default window
+            simply takes what there is (the first weeks of a new feed).
+
+    Raises:
+        ConfigError: one line naming the argument and what contradicts it.
+    """
+    root = config.span_data_root
+    if not root.is_dir():
+        raise ConfigError(f"--data-root {root}: no such folder")
+    if not os.access(root, os.R_OK | os.X_OK):
+        raise ConfigError(f"--data-root {root}: not readable by this user")
+    spans = available_spans(str(root), SPAN_PATTERN)
+    if not spans:
+        raise ConfigError(
+            f"--data-root {root} holds no span (expected {SPAN_PATTERN.replace('{SPAN}', '<k>')})"
+        )
+    present = (
+        f"spans present: {spans[0]}-{spans[-1]}"
+        if spans == list(range(spans[0], spans[-1] + 1))
+        else f"spans present: {spans}"
+    )
+    for option, span in (("--first-span", config.first_span), ("--last-span", config.last_span)):
+        if span is not None and span not in spans:
+            raise ConfigError(f"{option} {span} is not in {root} ({present})")
+    if explicit_window and config.first_span is None and config.window_spans:
+        usable = [s for s in spans if config.last_span is None or s <= config.last_span]
+        if config.window_spans > len(usable):
+            raise ConfigError(
+                f"--window {config.window_spans} is larger than the {len(usable)} spans there are ({present})"
+            )
+    try:
+        distribution.strategy_kind(config.strategy, distribution.tf_config(), gpus=0)
+    except distribution.StrategyError as error:
+        raise ConfigError(f"--strategy {config.strategy}: {error}") from None
+    return spans
+
+
+def build(
+    config: PipelineConfig,
+    schema_path: Path = SCHEMA_PATH,
+    tfjob: dict | None = None,
+    explicit_window: bool = False,
+):
     """Prepare the run root and return the pipeline for `config`.
+
+    Arguments that contradict the data or the environment are refused first (`check_arguments`).
 
     `tfjob` (TFJob settings) makes the Trainer submit its training to a Kubernetes cluster
     instead of training in this process (see `create_pipeline`).
     """
     if config.uses_embedded_data:
         embedded.materialize_spans(config.span_data_root)
-    elif not config.span_data_root.is_dir():
-        raise FileNotFoundError(f"data root {config.span_data_root} does not exist")
+    check_arguments(config, explicit_window)
     config.metadata_path.parent.mkdir(parents=True, exist_ok=True)
     return create_pipeline(
         pipeline_name=config.pipeline_name,

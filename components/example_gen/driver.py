@@ -11,6 +11,8 @@ from tfx.proto import example_gen_pb2, range_config_pb2
 from tfx.types import standard_component_specs
 from tfx.utils import io_utils, proto_utils
 
+from components.anomaly_gate.executor import DataAnomalyError
+
 SPAN_SPEC = "{SPAN}"
 # Joins the per-span glob patterns inside one split pattern (never part of a real path).
 PATTERN_SEPARATOR = "|"
@@ -34,6 +36,27 @@ def available_spans(input_base: str, pattern: str) -> list[int]:
         if match:
             spans.add(int(match.group(1)))
     return sorted(spans)
+
+
+def span_folders_without_data(input_base: str, pattern: str) -> list[str]:
+    """Span folders (the `{SPAN}` part of the pattern's folder) holding no file the pattern matches.
+
+    A weekly feed that made `span-9/` but wrote no CSV into it would otherwise be skipped
+    without a word, and the run would train on last week's window as if nothing had arrived.
+    """
+    prefix, suffix = pattern.split(SPAN_SPEC)
+    if "/" not in suffix:
+        return []  # The span number is in the file name: no folder to be empty.
+    folder_suffix = suffix.split("/", 1)[0]
+    base = input_base.rstrip("/")
+    folder_regex = re.compile(re.escape(prefix) + r"(\d+)" + re.escape(folder_suffix) + "$")
+    with_data = set(available_spans(input_base, pattern))
+    empty = []
+    for path in fileio.glob(f"{base}/{prefix}*{folder_suffix}"):
+        match = folder_regex.match(path[len(base) + 1 :])
+        if match and fileio.isdir(path) and int(match.group(1)) not in with_data:
+            empty.append(path)
+    return sorted(empty)
 
 
 def _glob_to_regex(glob: str) -> str:
@@ -83,6 +106,13 @@ def resolve_window(exec_properties: dict) -> dict:
     window = None
     fingerprints = []
     for split in input_config.splits:
+        empty = span_folders_without_data(input_base, split.pattern)
+        if empty:
+            raise DataAnomalyError(
+                f"span folder {empty[0]} holds no file matching {split.pattern.split('/')[-1]!r}"
+                + (f" (nor do {len(empty) - 1} more)" if len(empty) > 1 else "")
+                + ": a span arrived without its data; the run stops before reading any span"
+            )
         split_window = select_window(available_spans(input_base, split.pattern), range_config)
         if window is not None and split_window != window:
             raise SpanWindowError(f"splits cover different spans: {window} vs {split_window}")

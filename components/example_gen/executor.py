@@ -13,19 +13,35 @@ from tfx.utils import io_utils
 from tfx_bsl.coders import csv_decoder
 
 from components.anomaly_gate.executor import DataAnomalyError
-from components.example_gen.driver import PATTERN_SEPARATOR
+from components.example_gen.driver import PATTERN_SEPARATOR, SPANS_PROPERTY
+from data.checks import SpanDataError, check_span
 from models import features
 
 
-def match_files(input_base: str, split_pattern: str) -> list[str]:
-    """Files of every per-span pattern joined in `split_pattern`, in span order."""
+def match_files(input_base: str, split_pattern: str) -> list[list[str]]:
+    """Files of every per-span pattern joined in `split_pattern`, one list per span, in span order."""
     files = []
     for pattern in split_pattern.split(PATTERN_SEPARATOR):
         matched = sorted(fileio.glob(os.path.join(input_base, pattern)))
         if not matched:
             raise RuntimeError(f"split pattern {pattern} matches no file under {input_base}")
-        files += matched
+        files.append(matched)
     return files
+
+
+def check_window(spans: list[int | None], files_by_span: list[list[str]]) -> dict:
+    """Every span's files read once, strictly (`data.checks`); span -> rows.
+
+    Raises:
+        DataAnomalyError: naming span, file, line, column and value of the first problem, so
+            the run stops as a data-gate stop before any Beam work.
+    """
+    try:
+        return {span: check_span(span, files) for span, files in zip(spans, files_by_span)}
+    except SpanDataError as error:
+        raise DataAnomalyError(
+            f"{error}; the run stops before any statistics and nothing is pushed"
+        ) from None
 
 
 class _WindowCsvToExample(beam.PTransform):
@@ -37,7 +53,10 @@ class _WindowCsvToExample(beam.PTransform):
     """
 
     def __init__(self, exec_properties: dict, split_pattern: str):
-        self._files = match_files(exec_properties[standard_component_specs.INPUT_BASE_KEY], split_pattern)
+        by_span = match_files(exec_properties[standard_component_specs.INPUT_BASE_KEY], split_pattern)
+        spans = [int(s) for s in str(exec_properties.get(SPANS_PROPERTY) or "").split(",") if s]
+        check_window(spans if len(spans) == len(by_span) else [None] * len(by_span), by_span)
+        self._files = [path for files in by_span for path in files]
 
     def expand(self, pipeline):
         column_names = io_utils.load_csv_column_names(self._files[0])

@@ -116,17 +116,17 @@ def serve_command(args: argparse.Namespace) -> int:
 
 def rollback_command(args: argparse.Namespace) -> int:
     """Pin an older version (or clear the pin) and say what changed."""
-    from serving import server as model_server
+    from serving import versions
 
     base = _serving_base(args)
-    available = model_server.versions(base)
-    current = model_server.target_version(base)
+    available = versions.versions(base)
+    current = versions.target_version(base)
     if current is None:
         print(f"error: no pushed version in {base}", file=sys.stderr)
         return EXIT_USAGE
     try:
         if args.clear:
-            before, after = model_server.pin_version(base, None)
+            before, after = versions.pin_version(base, None)
         else:
             version = args.to
             if version is None:
@@ -138,8 +138,8 @@ def rollback_command(args: argparse.Namespace) -> int:
                     )
                     return EXIT_USAGE
                 version = older[-1]
-            before, after = model_server.pin_version(base, version, reason=f"rollback from {current}")
-    except model_server.VersionError as error:
+            before, after = versions.pin_version(base, version, reason=f"rollback from {current}")
+    except versions.VersionError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
     newer = [v for v in available if v > (after or 0)]
@@ -150,7 +150,7 @@ def rollback_command(args: argparse.Namespace) -> int:
     if args.clear:
         print("Pin removed: the newest pushed version is served, and each new push will be.")
     else:
-        print(f"Pinned in {base / model_server.PIN_FILE}; kept newer versions: {newer or 'none'}.")
+        print(f"Pinned in {base / versions.PIN_FILE}; kept newer versions: {newer or 'none'}.")
         print("New pushes are not served until `python -m pipeline rollback --clear`.")
     print("A running `serve` switches within its poll interval.")
     return EXIT_OK
