@@ -43,6 +43,8 @@ class PipelineConfig:
             Evaluator's that the serving gate accepts.
         accept_drift: let a span that drifted beyond the schema's thresholds through; the
             override is recorded in ML Metadata.
+        min_span_rows: a compared span with fewer rows stops the run at the DriftGate
+            (None: the gate's default, 800; see `components/drift_gate/spec.py`).
         warm_start: start training from the latest blessed model's weights.
         strategy: auto (by TF_CONFIG and devices), one_device, mirrored or multi_worker.
         mixed_precision, xla: float16 compute on GPU; XLA JIT compilation.
@@ -64,6 +66,7 @@ class PipelineConfig:
     regression_tolerance: float = 0.01
     gate_tolerance: float = 0.005
     accept_drift: bool = False
+    min_span_rows: int | None = None
     warm_start: bool = False
     strategy: str = "auto"
     mixed_precision: bool = False

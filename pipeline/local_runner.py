@@ -100,6 +100,7 @@ def model_arguments(config: PipelineConfig) -> dict:
         regression_tolerance=config.regression_tolerance,
         gate_tolerance=config.gate_tolerance,
         accept_drift=config.accept_drift,
+        min_span_rows=config.min_span_rows,
         warm_start=config.warm_start,
     )
 

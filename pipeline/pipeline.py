@@ -155,6 +155,7 @@ def create_pipeline(
     regression_tolerance: float,
     gate_tolerance: float,
     accept_drift: bool,
+    min_span_rows: int | None = None,
     warm_start: bool,
     beam_pipeline_args: list[str],
     metadata_connection_config=None,
@@ -189,6 +190,8 @@ def create_pipeline(
             Evaluator's that the serving gate accepts.
         warm_start: start training from the latest blessed model's weights (adds a resolver).
         accept_drift: let a span that drifted beyond the schema's thresholds through (recorded).
+        min_span_rows: fewer rows in the newest or the previous span stop the run at the
+            DriftGate (None: its default, `drift_gate.spec.DEFAULT_MIN_SPAN_ROWS`).
         beam_pipeline_args: Beam options for the Beam-based components.
         metadata_connection_config: ML Metadata connection (None for orchestrators that own it).
         enable_cache: reuse results of executions whose inputs did not change.
@@ -233,6 +236,7 @@ def create_pipeline(
         data_root=data_root,
         span_pattern=SPAN_PATTERN,
         accept_drift=_runtime(runtime_parameters, "accept-drift", int(accept_drift)),
+        **({} if min_span_rows is None else {"min_span_rows": min_span_rows}),
     )
     drift_gate.add_upstream_node(anomaly_gate)  # Schema violations first: they say more than drift.
     transform = Transform(

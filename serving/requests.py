@@ -204,7 +204,14 @@ def csv_to_examples(path: str | os.PathLike) -> list[bytes]:
     Raises:
         ReplayDataError: naming a missing column, or the column and row of a bad value.
     """
-    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except UnicodeDecodeError as error:
+        raise ReplayDataError(
+            f"{path} is not a UTF-8 text CSV (byte {error.start}: {error.reason})"
+        ) from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as error:
+        raise ReplayDataError(f"{path} is not a readable CSV: {str(error).strip()}") from None
     missing = [c for c in features.serving_raw_features() if c not in frame.columns]
     if missing:
         raise ReplayDataError(f"{path} lacks the taxi columns {missing}")

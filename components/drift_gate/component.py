@@ -28,6 +28,7 @@ class DriftGate(base_component.BaseComponent):
         data_root: str,
         span_pattern: str,
         accept_drift: bool | data_types.RuntimeParameter,
+        min_span_rows: int = spec.DEFAULT_MIN_SPAN_ROWS,
     ):
         """Configure the gate.
 
@@ -37,6 +38,7 @@ class DriftGate(base_component.BaseComponent):
             data_root: folder of the span data (to read the newest and the previous span).
             span_pattern: the span file pattern under `data_root`, with `{SPAN}`.
             accept_drift: let a drifted span through (a person's knowing override).
+            min_span_rows: fewer rows in a compared span stop the run (too few to compare).
         """
         super().__init__(
             spec=spec.DriftGateSpec(
@@ -49,6 +51,7 @@ class DriftGate(base_component.BaseComponent):
                     spec.ACCEPT_DRIFT_KEY: accept_drift
                     if isinstance(accept_drift, data_types.RuntimeParameter)
                     else int(accept_drift),
+                    spec.MIN_SPAN_ROWS_KEY: int(min_span_rows),
                     spec.DRIFT_KEY: channel_utils.as_channel([standard_artifacts.ExampleAnomalies()]),
                 }
             )

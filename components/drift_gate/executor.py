@@ -46,6 +46,8 @@ class Executor(base_executor.BaseExecutor):
         data_root = exec_properties[spec.DATA_ROOT_KEY]
         pattern = exec_properties[spec.SPAN_PATTERN_KEY]
         accept = bool(exec_properties.get(spec.ACCEPT_DRIFT_KEY, 0))
+        min_rows = exec_properties.get(spec.MIN_SPAN_ROWS_KEY)
+        min_rows = spec.DEFAULT_MIN_SPAN_ROWS if min_rows is None else int(min_rows)
 
         newest = int(examples.get_string_custom_property(SPANS_PROPERTY).split(",")[-1])
         earlier = [s for s in available_spans(data_root, pattern) if s < newest]
@@ -60,11 +62,22 @@ class Executor(base_executor.BaseExecutor):
         if earlier:
             previous = earlier[-1]
             schema = io_utils.SchemaReader().read(io_utils.get_only_uri_in_dir(schema_artifact.uri))
-            distances = drift.distances(
-                drift.span_statistics(drift.span_files(data_root, pattern, newest)),
-                drift.span_statistics(drift.span_files(data_root, pattern, previous)),
-                schema,
-            )
+            statistics = {}
+            for span in (newest, previous):
+                statistics[span] = drift.span_statistics(drift.span_files(data_root, pattern, span))
+                rows = statistics[span].datasets[0].num_examples
+                if rows < min_rows:
+                    raise DriftError(
+                        f"span {span} has {rows} rows, fewer than the {min_rows} a drift comparison needs "
+                        f"({spec.MIN_SPAN_ROWS_KEY}): a week this thin cannot be told from a drifted one; "
+                        "the run stops before Transform and nothing is pushed"
+                    )
+            distances = drift.distances(statistics[newest], statistics[previous], schema)
+            if not distances:
+                raise DriftError(
+                    f"span {newest} vs {previous}: 0 features compared (the schema's drift comparators "
+                    "matched nothing in these statistics); a comparison of nothing passes nothing"
+                )
             drifted = [d for d in distances if d.drifted]
             result.update(
                 previous_span=previous,

@@ -12,8 +12,9 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--window",
         type=int,
-        default=PipelineConfig.window_spans,
-        help="train on the newest N spans (0: every span); ignored with --first-span",
+        default=None,
+        help=f"train on the newest N spans (0: every span; default {PipelineConfig.window_spans}); "
+        "ignored with --first-span",
     )
     parser.add_argument("--train-steps", type=int, default=PipelineConfig.train_steps)
     parser.add_argument("--eval-steps", type=int, default=PipelineConfig.eval_steps)
@@ -70,7 +71,7 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
         data_root=getattr(args, "data_root", None),
         first_span=getattr(args, "first_span", None),
         last_span=getattr(args, "last_span", None),
-        window_spans=args.window or None,
+        window_spans=PipelineConfig.window_spans if args.window is None else (args.window or None),
         train_steps=args.train_steps,
         eval_steps=args.eval_steps,
         epochs=args.epochs,

@@ -59,7 +59,7 @@ def run_handler(args: argparse.Namespace) -> int:
     config = _config_or_usage(args)
     if config is None:
         return EXIT_USAGE
-    return run_command(config, verbose=args.verbose)
+    return run_command(config, verbose=args.verbose, explicit_window=args.window is not None)
 
 
 def _week_steps(values: list[str]) -> dict[int, int]:

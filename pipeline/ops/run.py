@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
 import time
+import traceback
+from pathlib import Path
 
 from pipeline.config import PipelineConfig
 from pipeline.ops.exit_codes import (
@@ -15,57 +19,118 @@ from pipeline.ops.exit_codes import (
     EXIT_USAGE,
 )
 
+# Under the run root: one log per run, named by its ML Metadata run id.
+LOG_FOLDER = "logs"
 
-def run_command(config: PipelineConfig, verbose: bool = False) -> int:
+
+def run_command(config: PipelineConfig, verbose: bool = False, explicit_window: bool = False) -> int:
     """Run the pipeline, print progress and the summary; return the exit status.
 
-    Holds the root's run lock throughout: a second run on the same root exits at once.
+    Holds the root's run lock throughout: a second run on the same root exits at once. The
+    console gets the progress lines, Keras's epoch lines and the summary; every library log
+    line and warning goes to `<root>/logs/<run id>.log` (with `verbose`, to the console).
+
+    Args:
+        config: the run.
+        verbose: library logs on the console instead of the log file.
+        explicit_window: the window was asked for on the command line (see
+            `local_runner.check_arguments`).
     """
     from pipeline.ops.lock import RunInProgressError, run_lock
 
     try:
         with run_lock(config.root):
-            return _run_locked(config, verbose)
+            return _run_locked(config, verbose, explicit_window)
     except RunInProgressError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BUSY
 
 
-def _run_locked(config: PipelineConfig, verbose: bool) -> int:
-    from components.anomaly_gate.executor import DataAnomalyError
-    from components.drift_gate.executor import DriftError
-    from data.embedded import DataError
-    from pipeline import local_runner
-    from pipeline.ops import history as report
-    from pipeline.ops import progress
+@contextlib.contextmanager
+def library_output_to(path: Path | None):
+    """Send everything written to standard error (file descriptor 2 and `sys.stderr`) to `path`.
 
+    TensorFlow's C++ logs, absl and Python logging, warnings and Beam all write there; our own
+    lines go to standard output, or to standard error after this context ends. None: no change.
+    """
+    if path is None:
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", buffering=1) as log:
+        sys.stderr.flush()
+        saved_fd, saved_stream = os.dup(2), sys.stderr
+        os.dup2(log.fileno(), 2)
+        sys.stderr = log
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved_fd, 2)
+            os.close(saved_fd)
+            sys.stderr = saved_stream
+
+
+def _run_locked(config: PipelineConfig, verbose: bool, explicit_window: bool) -> int:
     started = time.monotonic()
-    try:
-        tfx_pipeline = local_runner.build(config)
-    except (DataError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
+    log_path = None if verbose else config.root / LOG_FOLDER / f"run-{time.strftime('%Y%m%dT%H%M%S')}.log"
+    failure: tuple[int, str] | None = None
+    with library_output_to(log_path):
+        try:
+            failure = _build_and_run(config, verbose, explicit_window)
+        except Exception as error:  # noqa: BLE001 - any failure ends the run the same way.
+            traceback.print_exc()  # Into the log: the console gets the one-line cause.
+            failure = (EXIT_FAILED, f"FAILED: {type(error).__name__}: {error}")
+    if failure and failure[0] == EXIT_USAGE:
+        print(f"error: {failure[1]}", file=sys.stderr)
+        if log_path is not None:
+            log_path.unlink(missing_ok=True)  # Only import noise: the refusal is the one line above.
         return EXIT_USAGE
-    print(f"Pipeline {config.pipeline_name}: root {config.root}, data {config.span_data_root}", flush=True)
-    status = EXIT_OK
-    try:
-        with progress.attach(total=len(tfx_pipeline.components), verbose=verbose):
-            local_runner.run_pipeline(tfx_pipeline)
-    except DataAnomalyError as error:
-        print(f"\nSTOPPED by the data gate: {error}", file=sys.stderr)
-        status = EXIT_DATA_GATE
-    except DriftError as error:
-        print(f"\nSTOPPED by the drift gate: {error}", file=sys.stderr)
-        status = EXIT_DATA_GATE
-    except Exception as error:  # noqa: BLE001 - any component failure ends the run the same way.
-        print(f"\nFAILED: {type(error).__name__}: {error}", file=sys.stderr)
-        status = EXIT_FAILED
+    status = failure[0] if failure else EXIT_OK
+    if failure:
+        print(f"\n{failure[1]}", file=sys.stderr)
     print()
+    from pipeline.ops import history
+
+    run_id = None
     try:
-        summary = report.load_report(config.metadata_path)
-        print(report.format_report(summary))
+        summary = history.load_report(config.metadata_path)
+        run_id = summary.run_id
+        print(history.format_report(summary))
         if status == EXIT_OK and summary.gate_blessed is False:
             status = EXIT_SERVING_GATE
     except (KeyError, FileNotFoundError) as error:
         print(f"(no run summary: {error})")
+    if log_path is not None and log_path.exists():
+        named = log_path.with_name(f"{run_id}.log") if run_id else log_path
+        log_path.rename(named)
+        print(
+            f"Library logs and warnings: {named}"
+            + (" (the failure's traceback is there)" if status == EXIT_FAILED else "")
+        )
     print(f"Wall time {time.monotonic() - started:.1f} s; exit status {status}")
     return status
+
+
+def _build_and_run(config: PipelineConfig, verbose: bool, explicit_window: bool) -> tuple[int, str] | None:
+    """Build and run the pipeline; (exit status, message) when it stops, None when it completes."""
+    from components.anomaly_gate.executor import DataAnomalyError
+    from components.drift_gate.executor import DriftError
+    from data.embedded import DataError
+    from pipeline import local_runner
+    from pipeline.config import ConfigError
+    from pipeline.ops import progress
+
+    try:
+        tfx_pipeline = local_runner.build(config, explicit_window=explicit_window)
+    except (ConfigError, DataError, FileNotFoundError) as error:
+        return EXIT_USAGE, str(error)
+    print(f"Pipeline {config.pipeline_name}: root {config.root}, data {config.span_data_root}", flush=True)
+    try:
+        with progress.attach(total=len(tfx_pipeline.components), verbose=verbose, stream=sys.stdout):
+            local_runner.run_pipeline(tfx_pipeline)
+    except DataAnomalyError as error:
+        return EXIT_DATA_GATE, f"STOPPED by the data gate: {error}"
+    except DriftError as error:
+        return EXIT_DATA_GATE, f"STOPPED by the drift gate: {error}"
+    return None

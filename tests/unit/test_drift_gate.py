@@ -140,3 +140,32 @@ def test_the_first_span_has_nothing_to_compare_with(spans, tmp_path):
     Executor().Do(inputs, outputs, properties)
     assert report.get_int_custom_property(spec.DRIFT_DETECTED_PROPERTY) == 0
     assert "first" in report.get_string_custom_property(spec.DRIFT_SUMMARY_PROPERTY)
+
+
+@pytest.mark.parametrize("rows, span", [(0, 9), (300, 9)])
+def test_a_thin_or_empty_newest_span_stops_instead_of_passing(spans, tmp_path, rows, span):
+    root, _ = spans
+    data = tmp_path / "data"
+    shutil.copytree(root / "span-8", data / "span-8")
+    drifted_span(data, lambda f: f.head(rows))
+    inputs, outputs, properties, _ = gate_inputs(tmp_path, data, "6,7,8,9", accept=False)
+    with pytest.raises(DriftError, match=rf"span {span} has {rows} rows, fewer than the 800"):
+        Executor().Do(inputs, outputs, properties)
+    # The threshold is an execution property: a smaller one lets the 300-row week be compared.
+    if rows:
+        properties[spec.MIN_SPAN_ROWS_KEY] = 200
+        Executor().Do(inputs, outputs, properties)
+
+
+def test_a_comparison_of_zero_features_is_an_error(spans, tmp_path):
+    root, _ = spans
+    inputs, outputs, properties, _ = gate_inputs(tmp_path, root, "7,8", accept=False)
+    schema_file = tmp_path / "schema" / "schema.pbtxt"
+    schema = load_schema(schema_file)
+    for feature in schema.feature:
+        feature.ClearField("drift_comparator")
+    from google.protobuf import text_format
+
+    schema_file.write_text(text_format.MessageToString(schema))
+    with pytest.raises(DriftError, match="0 features compared"):
+        Executor().Do(inputs, outputs, properties)
