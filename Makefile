@@ -15,7 +15,7 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 
 IMAGE ?= taxi-pipeline:dev
 
-.PHONY: setup run test unit e2e bench lint format lock clean image
+.PHONY: setup run test unit e2e bench bench-scale lint format lock clean image
 
 setup: $(STAMP)
 
@@ -52,6 +52,10 @@ e2e: setup
 
 bench: setup
 	$(PY) benchmarks/bench_pipeline.py $(ARGS)
+
+# 10x and 100x the sample, ours vs TFX's taxi example (tens of minutes; data under runs/bench-scale).
+bench-scale: setup
+	$(PY) benchmarks/bench_scale.py $(ARGS)
 
 # The Kubeflow image. Needs a Docker engine: none runs on this project's machines, so this
 # target is for a workstation or CI runner that has one.

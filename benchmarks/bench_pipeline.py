@@ -47,7 +47,7 @@ here = os.path.dirname(ref.__file__)
 LocalDagRunner().run(ref._create_pipeline(
     pipeline_name="chicago_taxi_native_keras",
     pipeline_root=os.path.join(root, "pipeline"),
-    data_root=os.path.join(here, "data", "simple"),
+    data_root=sys.argv[2] if len(sys.argv) > 2 else os.path.join(here, "data", "simple"),
     module_file=os.path.join(here, "taxi_utils_native_keras.py"),
     serving_model_dir=os.path.join(root, "serving"),
     metadata_path=os.path.join(root, "metadata", "metadata.db"),

@@ -91,8 +91,8 @@ def check_span_file(path: str | Path, span: int | None = None) -> SpanFileSummar
     if not header or set(header) != set(expected) or len(header) != len(expected):
         found = header or []
         raise SpanDataError(
-            f"{where}, line 1: the header does not hold the schema's columns: missing "
-            f"{sorted(set(expected) - set(found))}, unknown {sorted(set(found) - set(expected))}"
+            f"{where}, line 1: the header does not hold the schema's columns: missing columns "
+            f"{sorted(set(expected) - set(found))}, unknown columns {sorted(set(found) - set(expected))}"
             + (
                 f", duplicated {sorted({c for c in found if found.count(c) > 1})}"
                 if len(found) != len(set(found))

@@ -63,7 +63,7 @@ def main(argv: list[str]) -> int:
         return 2
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
     logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
-    logging.getLogger("components").setLevel(logging.INFO)
+    logging.getLogger("models").setLevel(logging.INFO)
     run(load_spec(argv[0]))
     return 0
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import time
 from collections.abc import Sequence
 
 import numpy as np
@@ -298,7 +299,10 @@ def run_checks(
     clean = [r for r in served if np.isfinite(r.predictions).all()]
     verdict.checks.append(_parity_check(serialized_replay, raw_replay, parity_tolerance))
     plans = batch_plans(len(examples), batch_size)
-    verdict.checks.append(_batch_invariance_check(clean, callers, plans, batch_size, batch_tolerance))
+    started = time.perf_counter()
+    batch_check = _batch_invariance_check(clean, callers, plans, batch_size, batch_tolerance)
+    batch_check.figures["seconds"] = round(time.perf_counter() - started, 3)  # its share of the gate
+    verdict.checks.append(batch_check)
     verdict.checks.append(_degenerate_check(clean))
     verdict.checks.append(_metrics_check(clean, labels_of(examples), evaluator_figures, metric_tolerance))
     return verdict

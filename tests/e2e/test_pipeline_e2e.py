@@ -812,13 +812,13 @@ BAD_SPANS = {
     "renamed_column": (
         _csv_edit(lambda f: f.rename(columns={"company": "operator"})),
         r"line 1: the header does not hold the schema's columns: "
-        r"missing \['company'\], unknown \['operator'\]",
+        r"missing columns \['company'\], unknown columns \['operator'\]",
     ),
     "header_mid_file": (
         _bytes_edit(lambda lines: b"".join(lines[:300] + [lines[0]] + lines[300:])),
         r"line 301: the header row again",
     ),
-    "extra_column": (_csv_edit(lambda f: f.assign(surge="1.5")), r"unknown \['surge'\]"),
+    "extra_column": (_csv_edit(lambda f: f.assign(surge="1.5")), r"unknown columns \['surge'\]"),
     "negative_miles": (_csv_edit(_negative_miles), r"trip_miles"),
     "no_csv": (
         lambda span, good: (span / "README").write_text("export failed"),

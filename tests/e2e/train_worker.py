@@ -44,6 +44,6 @@ standard = trainer.training_callbacks
 # After BackupAndRestore (callbacks run in list order): the epoch's backup is written first.
 trainer.training_callbacks = lambda fn_args: [EpochLog(), *standard(fn_args), Kill()]
 logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
-logging.getLogger("components").setLevel(logging.INFO)
+logging.getLogger("models").setLevel(logging.INFO)
 train_worker.run(spec)
 print("DONE", flush=True)

@@ -89,8 +89,11 @@ def test_not_a_number_names_line_column_value_and_count(good, tmp_path):
 @pytest.mark.parametrize(
     "edit, message",
     [
-        (lambda f: f.rename(columns={"fare": "fare_usd"}), r"missing \['fare'\], unknown \['fare_usd'\]"),
-        (lambda f: f.assign(surge="1.0"), r"missing \[\], unknown \['surge'\]"),
+        (
+            lambda f: f.rename(columns={"fare": "fare_usd"}),
+            r"missing columns \['fare'\], unknown columns \['fare_usd'\]",
+        ),
+        (lambda f: f.assign(surge="1.0"), r"missing columns \[\], unknown columns \['surge'\]"),
     ],
     ids=["renamed", "extra"],
 )

@@ -1,0 +1,55 @@
+"""What the serving gate costs, and how much of it the batch_invariance check adds.
+
+Runs the gate's checks (`serving.checks.run_checks`, as the ServingGate executor does) on a
+pushed model against the eval split of the ExampleGen output it was trained with, several
+times, and prints the medians: the whole gate, the batch_invariance check alone, and the
+largest difference it saw between two batchings of one example.
+
+Usage: `python benchmarks/bench_gate.py [--root runs/default] [--repeat 5]` after `make run`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from pipeline.config import PipelineConfig  # noqa: E402
+from serving import checks, requests, versions  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--root", default="runs/default", help="a run root with a pushed model")
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+    config = PipelineConfig(root=args.root)
+    version = versions.target_version(config.serving_dir)
+    if version is None:
+        raise SystemExit(f"no pushed model under {config.serving_dir}: run `make run` first")
+    examples_dir = sorted((Path(config.pipeline_root) / "SpanWindowCsvExampleGen" / "examples").iterdir())[-1]
+    examples = requests.load_replay_examples(examples_dir)
+    model = config.serving_dir / str(version)
+    checks.run_checks(str(model), examples)  # warm-up: traces the signatures once
+    totals, batch, largest = [], [], []
+    for _ in range(args.repeat):
+        started = time.perf_counter()
+        verdict = checks.run_checks(str(model), examples)
+        totals.append(time.perf_counter() - started)
+        figures = {c.name: c for c in verdict.checks}["batch_invariance"].figures
+        batch.append(figures["seconds"])
+        largest.append(figures["max_abs_difference"])
+    print(f"model {model}, {len(examples)} eval examples, {args.repeat} runs (medians)")
+    whole, added = statistics.median(totals), statistics.median(batch)
+    print(f"  whole gate           {whole:6.2f} s")
+    print(f"  batch_invariance     {added:6.2f} s ({added / whole:.0%} of the gate)")
+    print(f"  largest difference between two batchings of one example: {max(largest):.2g}")
+
+
+if __name__ == "__main__":
+    main()
