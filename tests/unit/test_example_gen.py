@@ -1,0 +1,142 @@
+"""The batch-wise ExampleGen executor on real artifacts: the same examples TFX's CsvExampleGen makes.
+
+`Executor.Do` runs on two embedded spans in a temp folder (DirectRunner). Every row comes out
+exactly once, as the same tf.Example TFX's own CSV conversion builds from it (blank cells as
+empty value lists), split about 2:1 by TFX's hash-bucket rule, deterministically.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+
+import pytest
+import tensorflow as tf
+from tfx.components.example_gen.csv_example_gen import executor as tfx_csv
+from tfx.proto import example_gen_pb2
+from tfx.types import artifact_utils, standard_artifacts, standard_component_specs
+from tfx.utils import proto_utils
+from tfx_bsl.coders import csv_decoder
+
+from components.example_gen import executor as example_gen
+from components.example_gen.driver import SPANS_PROPERTY
+from data import embedded
+from models import features
+
+
+def run_executor(data_root, out, spans: str, rows_per_batch: int | None = None, monkeypatch=None):
+    examples = standard_artifacts.Examples()
+    examples.uri = str(out)
+    input_config = example_gen_pb2.Input(
+        splits=[
+            example_gen_pb2.Input.Split(
+                name="all", pattern="|".join(f"span-{s}/*.csv" for s in spans.split(","))
+            )
+        ]
+    )
+    output_config = example_gen_pb2.Output(
+        split_config=example_gen_pb2.SplitConfig(
+            splits=[
+                example_gen_pb2.SplitConfig.Split(name="train", hash_buckets=2),
+                example_gen_pb2.SplitConfig.Split(name="eval", hash_buckets=1),
+            ]
+        )
+    )
+    properties = {
+        standard_component_specs.INPUT_BASE_KEY: str(data_root),
+        standard_component_specs.INPUT_CONFIG_KEY: proto_utils.proto_to_json(input_config),
+        standard_component_specs.OUTPUT_CONFIG_KEY: proto_utils.proto_to_json(output_config),
+        SPANS_PROPERTY: spans,
+    }
+    if rows_per_batch and monkeypatch:
+        monkeypatch.setattr(example_gen, "ROWS_PER_BATCH", rows_per_batch)
+    example_gen.Executor().Do({}, {standard_component_specs.EXAMPLES_KEY: [examples]}, properties)
+    return examples
+
+
+def read_split(examples, split: str) -> dict[str, list[bytes]]:
+    folder = artifact_utils.get_split_uri([examples], split)
+    return {
+        name: list(
+            tf.data.TFRecordDataset(os.path.join(folder, name), compression_type="GZIP").as_numpy_iterator()
+        )
+        for name in sorted(os.listdir(folder))
+    }
+
+
+def canonical(files: dict[str, list[bytes]]) -> list[bytes]:
+    """Every record of a split, deterministically serialized and sorted.
+
+    The C++ encoder writes a record's features in hash-map order, which may differ between
+    calls: equal examples, not equal bytes.
+    """
+    return sorted(
+        tf.train.Example.FromString(r).SerializeToString(deterministic=True)
+        for rs in files.values()
+        for r in rs
+    )
+
+
+def tfx_examples(path) -> list[tf.train.Example]:
+    """TFX's own row-by-row conversion of a span file (the reference)."""
+    types = {c: csv_decoder.ColumnType.INT for c in features.RAW_INT_COLUMNS}
+    types.update({c: csv_decoder.ColumnType.FLOAT for c in features.RAW_FLOAT_COLUMNS})
+    types.update({c: csv_decoder.ColumnType.STRING for c in features.RAW_STRING_COLUMNS})
+    with open(path, newline="") as handle:
+        reader = csv.reader(handle)
+        header = next(reader)
+        infos = [csv_decoder.ColumnInfo(name, types[name]) for name in header]
+        convert = tfx_csv._ParsedCsvToTfExample()
+        return [e for row in reader for e in convert.process([c.encode() for c in row], infos)]
+
+
+@pytest.fixture(scope="module")
+def spans(tmp_path_factory):
+    root = tmp_path_factory.mktemp("spans")
+    embedded.materialize_spans(root)
+    return root
+
+
+def test_every_row_once_as_tfx_would_make_it_split_two_to_one(spans, tmp_path):
+    examples = run_executor(spans, tmp_path / "out", "7,8")
+    train, evaluation = read_split(examples, "train"), read_split(examples, "eval")
+    ours = [
+        tf.train.Example.FromString(r)
+        for files in (train, evaluation)
+        for records in files.values()
+        for r in records
+    ]
+    reference = [e for span in (7, 8) for e in tfx_examples(spans / f"span-{span}" / embedded.SPAN_FILE_NAME)]
+    assert len(ours) == len(reference) > 3000
+    key = lambda e: e.SerializeToString(deterministic=True)  # noqa: E731
+    assert sorted(map(key, ours)) == sorted(map(key, reference))
+    blank = [e for e in ours if not e.features.feature["company"].bytes_list.value]
+    assert blank and all(e.features.feature["company"].HasField("bytes_list") for e in blank)  # empty list
+    eval_share = sum(len(r) for r in evaluation.values()) / len(ours)
+    assert 0.30 < eval_share < 0.37
+    assert artifact_utils.decode_split_names(examples.split_names) == ["train", "eval"]
+    assert examples.get_string_custom_property("payload_format") == "FORMAT_TF_EXAMPLE"
+
+
+def test_batches_change_files_not_examples_or_splits(spans, tmp_path, monkeypatch):
+    whole = run_executor(spans, tmp_path / "whole", "8")
+    again = run_executor(spans, tmp_path / "again", "8")
+    small = run_executor(spans, tmp_path / "small", "8", rows_per_batch=500, monkeypatch=monkeypatch)
+    for split in ("train", "eval"):
+        one, many = read_split(whole, split), read_split(small, split)
+        assert len(one) == 1 and len(many) == 4  # 1,875 rows in batches of 500
+        assert canonical(one) == canonical(many)
+    assert canonical(read_split(again, "eval")) == canonical(read_split(whole, "eval"))  # a stable split
+    assert sorted(read_split(again, "eval")) == sorted(read_split(whole, "eval"))  # and file names
+
+
+def test_a_bad_span_stops_before_beam(spans, tmp_path):
+    data = tmp_path / "data"
+    (data / "span-9").mkdir(parents=True)
+    lines = (spans / "span-8" / embedded.SPAN_FILE_NAME).read_bytes().splitlines(keepends=True)
+    (data / "span-9" / embedded.SPAN_FILE_NAME).write_bytes(lines[0])
+    from components.anomaly_gate.executor import DataAnomalyError
+
+    with pytest.raises(DataAnomalyError, match="span 9: .* has a header but no rows"):
+        run_executor(data, tmp_path / "out", "9")
+    assert not (tmp_path / "out" / "Split-train").exists() or not os.listdir(tmp_path / "out" / "Split-train")
