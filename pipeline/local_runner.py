@@ -150,6 +150,34 @@ def check_arguments(config: PipelineConfig, explicit_window: bool = False) -> li
     return spans
 
 
+# Above this much CSV in the run's spans, the Evaluator runs on 2 worker processes. Measured
+# (`benchmarks/bench_scale.py`, 2 cores): at 10x (21 MB) the Evaluator takes 52.6 s in memory
+# and 36.5 s on 2 processes, which start in about 8 s; at 1x (2 MB) the start-up would
+# double its 7 s. Every other stage was slower on 2 processes at 10x (ExampleGen 3.7 -> 13 s,
+# StatisticsGen 6.4 -> 10.7 s, Transform 12.7 -> 18.8 s).
+EVALUATOR_PROCESSES_MIN_BYTES = 10 * 2**20
+EVALUATOR_PROCESS_ARGS = ("--direct_running_mode=multi_processing", "--direct_num_workers=2")
+
+
+def evaluator_beam_args(config: PipelineConfig, spans: list[int]) -> list[str]:
+    """The Evaluator's own Beam options: 2 processes at volume, none (the pipeline's) otherwise.
+
+    Only when the run uses the default Beam options: a user's `--beam-arg` is left alone.
+    """
+    from pipeline.config import DEFAULT_BEAM_ARGS
+
+    if tuple(config.beam_args) != DEFAULT_BEAM_ARGS:
+        return []
+    if config.first_span is not None:
+        used = [s for s in spans if config.first_span <= s <= (config.last_span or spans[-1])]
+    else:
+        upto = [s for s in spans if config.last_span is None or s <= config.last_span]
+        used = upto[-config.window_spans :] if config.window_spans else upto
+    patterns = [SPAN_PATTERN.replace("{SPAN}", str(span)) for span in used]
+    size = sum(path.stat().st_size for pattern in patterns for path in config.span_data_root.glob(pattern))
+    return list(EVALUATOR_PROCESS_ARGS) if size > EVALUATOR_PROCESSES_MIN_BYTES else []
+
+
 def build(
     config: PipelineConfig,
     schema_path: Path = SCHEMA_PATH,
@@ -165,7 +193,7 @@ def build(
     """
     if config.uses_embedded_data:
         embedded.materialize_spans(config.span_data_root)
-    check_arguments(config, explicit_window)
+    spans = check_arguments(config, explicit_window)
     config.metadata_path.parent.mkdir(parents=True, exist_ok=True)
     return create_pipeline(
         pipeline_name=config.pipeline_name,
@@ -176,6 +204,7 @@ def build(
         code_version=code_version(config.run_fn),
         **model_arguments(config),
         beam_pipeline_args=with_dependency_flags(config.beam_args),
+        evaluator_beam_args=evaluator_beam_args(config, spans),
         metadata_connection_config=metadata.sqlite_metadata_connection_config(str(config.metadata_path)),
         tfjob=tfjob,
     )

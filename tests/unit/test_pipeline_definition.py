@@ -107,3 +107,31 @@ def test_a_tfjob_setting_swaps_in_the_tfjob_trainer_under_the_same_node_id(tmp_p
     assert settings == {"image": "registry/taxi:1", "workers": 3, "gpus_per_worker": 1}
     with pytest.raises(ValueError, match="workers must be >= 1"):
         local_runner.build(config, tfjob={"image": "i", "workers": 0})
+
+
+def test_the_evaluator_gets_two_processes_only_at_volume(tmp_path):
+    from data import embedded
+    from pipeline import local_runner
+    from pipeline.config import PipelineConfig
+
+    small = tmp_path / "small"
+    spans = embedded.materialize_spans(small)
+    assert local_runner.evaluator_beam_args(PipelineConfig(root=tmp_path, data_root=small), spans) == []
+    big = tmp_path / "big"
+    for span in spans:  # 8 spans of 1.5 MB each: the 4-span default window holds 6 MB, all 12 MB
+        (big / f"span-{span}").mkdir(parents=True)
+        (big / f"span-{span}" / "data.csv").write_bytes(b"x" * (3 * 2**19))
+    window = PipelineConfig(root=tmp_path, data_root=big)
+    everything = PipelineConfig(root=tmp_path, data_root=big, window_spans=None)
+    assert local_runner.evaluator_beam_args(window, spans) == []
+    assert local_runner.evaluator_beam_args(everything, spans) == list(local_runner.EVALUATOR_PROCESS_ARGS)
+    own = PipelineConfig(
+        root=tmp_path, data_root=big, window_spans=None, beam_args=("--direct_num_workers=1",)
+    )
+    assert local_runner.evaluator_beam_args(own, spans) == []  # a user's Beam options are left alone
+    # In the built DAG the Evaluator alone carries them, after the pipeline's own.
+    built = {c.id: c for c in local_runner.build(everything).components}
+    evaluator_args = list(built["Evaluator"].executor_spec.beam_pipeline_args)
+    assert evaluator_args[-2:] == list(local_runner.EVALUATOR_PROCESS_ARGS)
+    transform_args = built["Transform"].executor_spec.beam_pipeline_args
+    assert local_runner.EVALUATOR_PROCESS_ARGS[0] not in transform_args
