@@ -57,15 +57,27 @@ def test_rolling_window_takes_the_newest_spans():
     assert select_window([1, 2, 3, 4, 5, 6], span_range(2, 3, 4)) == [2, 3]  # explicit range wins
 
 
-def test_known_columns_get_their_types_and_unknown_ones_fall_back_to_inference():
-    from tfx_bsl.coders import csv_decoder
+def test_every_column_gets_its_type_from_features_and_unknown_ones_are_refused(tmp_path):
+    """Types come from `models.features`; a column the schema does not know is refused.
 
-    from components.example_gen.executor import known_column_infos
+    No inference pass: the strict span check refuses an unknown column before anything reads
+    the data (issue 15), so there is nothing left to infer.
+    """
+    import pyarrow as pa
+    import pytest
 
-    infos = known_column_infos(["fare", "trip_start_hour", "company"])
-    assert [(i.name, i.type) for i in infos] == [
-        ("fare", csv_decoder.ColumnType.FLOAT),
-        ("trip_start_hour", csv_decoder.ColumnType.INT),
-        ("company", csv_decoder.ColumnType.STRING),
-    ]
-    assert known_column_infos(["fare", "driver_rating"]) is None
+    from components.example_gen.executor import arrow_column_types
+    from data.checks import SpanDataError, check_span_file
+    from models import features
+
+    types = arrow_column_types()
+    assert set(types) == set(features.RAW_COLUMNS)
+    assert (types["fare"], types["trip_start_hour"], types["company"]) == (
+        pa.float32(),
+        pa.int64(),
+        pa.binary(),
+    )
+    path = tmp_path / "data.csv"
+    path.write_text(",".join([*features.RAW_COLUMNS, "driver_rating"]) + "\n")
+    with pytest.raises(SpanDataError, match=r"unknown columns \['driver_rating'\]"):
+        check_span_file(path)
