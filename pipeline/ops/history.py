@@ -20,6 +20,8 @@ from components.serving_gate import spec as gate_spec
 from serving.evaluation import evaluation_metrics, slice_name
 
 RUN_CONTEXT_TYPE = "pipeline_run"
+# Custom property of a run context: which gate stopped the run, and why (`record_stop`).
+STOPPED_PROPERTY = "stopped"
 NODE_CONTEXT_TYPE = "node"
 STATE_NAMES = {
     metadata_store_pb2.Execution.COMPLETE: "ran",
@@ -74,6 +76,7 @@ class RunReport:
     gate_blessed: bool | None = None
     gate_summary: str | None = None
     gate_checks: list[dict] = dataclasses.field(default_factory=list)
+    stopped: str | None = None  # "data gate: <why>" when a gate stopped the run (see record_stop)
 
     @property
     def pushed_new_version(self) -> bool:
@@ -86,11 +89,29 @@ class RunReport:
 
 
 def open_store(metadata_path: str | Path) -> metadata_store.MetadataStore:
-    """The SQLite ML Metadata store of a run root (read only in spirit: nothing is written)."""
+    """The SQLite ML Metadata store of a run root (only `record_stop` writes to it)."""
     path = Path(metadata_path)
     if not path.is_file():
         raise FileNotFoundError(f"no ML Metadata store at {path}: has the pipeline run under this root?")
     return metadata_store.MetadataStore(metadata.sqlite_metadata_connection_config(str(path)))
+
+
+def record_stop(metadata_path: str | Path, gate: str, reason: str, since: float) -> str | None:
+    """Record which gate stopped the newest run, and why; return its run id (None: no such run).
+
+    Only a run that started at or after `since` (epoch seconds) is marked, as the run
+    context's `stopped` property. TFX records a failed execution without its error; this
+    keeps "data gate: span 9 ... has a header but no rows" in the store, for `runs` and the
+    summary, instead of "failed at SpanWindowCsvExampleGen".
+    """
+    store = open_store(metadata_path)
+    run_id = latest_run_id(store)
+    context = store.get_context_by_type_and_name(RUN_CONTEXT_TYPE, run_id) if run_id else None
+    if context is None or context.create_time_since_epoch < since * 1000 - 1000:
+        return None
+    context.custom_properties[STOPPED_PROPERTY].string_value = f"{gate}: {reason}"[:4000]
+    store.put_contexts([context])
+    return run_id
 
 
 def latest_run_id(store: metadata_store.MetadataStore) -> str | None:
@@ -185,6 +206,8 @@ def load_report(metadata_path: str | Path, run_id: str | None = None, store=None
     if run_id is None:
         raise KeyError(f"the metadata store {metadata_path} holds no pipeline run")
     nodes = node_runs(store, run_id)
+    context = store.get_context_by_type_and_name(RUN_CONTEXT_TYPE, run_id)
+    stopped = context.custom_properties.get(STOPPED_PROPERTY) if context else None
     report = RunReport(
         run_id=run_id,
         nodes=nodes,
@@ -195,6 +218,7 @@ def load_report(metadata_path: str | Path, run_id: str | None = None, store=None
         pushed_version=None,
         pushed_path=None,
         spans=None,
+        stopped=stopped.string_value if stopped is not None else None,
     )
     for node in nodes:
         for example in node.outputs.get("examples", []):
@@ -271,6 +295,11 @@ def format_report(report: RunReport) -> str:
     lines = [f"Run {report.run_id}" + (f" on spans {report.spans}" if report.spans else "")]
     for node in report.nodes:
         lines.append(f"  {node.node_id:<32} {node.state:<7} {node.seconds:7.1f} s")
+    if report.stopped:
+        gate, _, reason = report.stopped.partition(": ")
+        first, *rest = reason.splitlines() or [""]
+        lines.append(f"Stopped by the {gate}: {first}")
+        lines.extend(f"  {line.strip()}" for line in rest if line.strip())
     if report.drift_summary:
         accepted = "ACCEPTED by --accept-drift: " if report.drift_accepted else ""
         lines.append(f"Drift: {accepted}{report.drift_summary}")
@@ -330,6 +359,8 @@ def run_ids(store: metadata_store.MetadataStore) -> list[str]:
 
 def run_status(report: RunReport) -> str:
     """Completed / stopped by which gate / failed at which component / refused by the serving gate."""
+    if report.stopped:
+        return f"stopped by the {report.stopped.split(':', 1)[0]}"
     failed = [n.node_id for n in report.nodes if n.state == "failed"]
     if failed:
         return STOPPING_GATES.get(failed[0], f"failed at {failed[0]}")

@@ -72,7 +72,7 @@ def library_output_to(path: Path | None):
 
 
 def _run_locked(config: PipelineConfig, verbose: bool, explicit_window: bool) -> int:
-    started = time.monotonic()
+    started, started_at = time.monotonic(), time.time()
     log_path = None if verbose else config.root / LOG_FOLDER / f"run-{time.strftime('%Y%m%dT%H%M%S')}.log"
     failure: tuple[int, str] | None = None
     with library_output_to(log_path):
@@ -94,6 +94,9 @@ def _run_locked(config: PipelineConfig, verbose: bool, explicit_window: bool) ->
 
     run_id = None
     try:
+        if failure and failure[0] == EXIT_DATA_GATE:
+            gate, _, reason = failure[1].removeprefix("STOPPED by the ").partition(": ")
+            history.record_stop(config.metadata_path, gate, reason, since=started_at)
         summary = history.load_report(config.metadata_path)
         run_id = summary.run_id
         print(history.format_report(summary))

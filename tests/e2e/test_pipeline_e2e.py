@@ -380,7 +380,8 @@ def test_runs_lists_every_run_with_its_status_from_ml_metadata(runs):
     assert " no " in by_name["unreachable"] and by_name["unreachable"].endswith("-")
     assert "completed, serving gate refused" in by_name["skewed"] and by_name["skewed"].endswith("-")
     assert "stopped by the data gate" in by_name["anomaly"]
-    assert "failed at SpanWindowCsvExampleGen" in by_name["missing_column"]
+    # A span file the strict reader refuses is a data-gate stop, recorded on the run (issue 15).
+    assert "stopped by the data gate" in by_name["missing_column"]
 
     details = io.StringIO()
     with contextlib.redirect_stdout(details):
@@ -856,6 +857,8 @@ def test_a_bad_span_stops_as_a_data_error_naming_it(bad_data, case):
     assert outcome.status == EXIT_DATA_GATE, outcome.stdout + outcome.stderr
     assert re.search(BAD_SPANS[case][1], outcome.stderr), outcome.stderr
     assert "STOPPED by the " in outcome.stderr and "Traceback" not in outcome.stderr + outcome.stdout
+    assert re.search(r"^Stopped by the (data|drift) gate: ", outcome.stdout, re.M), outcome.stdout  # summary
+    assert outcome.report.stopped and re.search(BAD_SPANS[case][1], outcome.report.stopped)  # in ML Metadata
     assert serving_versions(root) == before and before
     assert "Pushed:" not in outcome.stdout
 
