@@ -61,8 +61,12 @@ ALL_SPANS = ("--window", "0")
 
 
 def measure(command: list[str], log_path: Path) -> dict:
-    """Run `command`; return its wall seconds, peak tree RSS (MiB) and exit status."""
+    """Run `command`; return its wall seconds, peak tree RSS (MiB), exit status and RSS samples.
+
+    `rss`: (epoch seconds, tree RSS MiB) every 0.1 s, to attribute memory to components.
+    """
     peak = 0
+    samples: list[tuple[float, float]] = []
     with open(log_path, "wb") as log:
         started = time.monotonic()
         process = subprocess.Popen(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
@@ -81,6 +85,7 @@ def measure(command: list[str], log_path: Path) -> dict:
                         except psutil.Error:
                             pass
                     peak = max(peak, total)
+                    samples.append((time.time(), total / 2**20))
                 except psutil.Error:
                     pass
                 done.wait(0.1)
@@ -91,7 +96,19 @@ def measure(command: list[str], log_path: Path) -> dict:
         wall = time.monotonic() - started
         done.set()
         sampler.join()
-    return {"wall_s": wall, "peak_mib": peak / 2**20, "status": status, "log": str(log_path)}
+    return {"wall_s": wall, "peak_mib": peak / 2**20, "status": status, "log": str(log_path), "rss": samples}
+
+
+def peak_by_component(metadata_path: Path, samples: list[tuple[float, float]]) -> dict[str, float]:
+    """Peak tree RSS (MiB) while each component ran, from its execution's times in ML Metadata."""
+    from pipeline.ops.history import load_report
+
+    peaks = {}
+    for node in load_report(metadata_path).nodes:
+        inside = [rss for at, rss in samples if node.started <= at <= node.started + node.seconds]
+        if inside:
+            peaks[node.node_id] = round(max(inside))
+    return peaks
 
 
 def component_seconds(metadata_path: Path) -> dict[str, float]:
@@ -185,6 +202,9 @@ def main() -> None:
                 f"    {run['wall_s']:.1f} s, peak {run['peak_mib']:.0f} MiB, exit {run['status']}", flush=True
             )
 
+    for runs in results.values():
+        for run in runs:
+            run.pop("rss", None)  # per-component memory is bench_scale's business
     for name, key in (("ours", "probabilities"), ("reference", "outputs")):
         for run in results[name]:
             if run["status"] == 0:

@@ -28,7 +28,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_pipeline import REFERENCE_RUNNER, REPO, component_seconds, measure, score  # noqa: E402
+from bench_pipeline import (  # noqa: E402
+    REFERENCE_RUNNER,
+    REPO,
+    component_seconds,
+    measure,
+    peak_by_component,
+    score,
+)
 
 SAMPLE_ROWS = 15_002
 EXAMPLE_GEN = ("SpanWindowCsvExampleGen", "CsvExampleGen")
@@ -72,6 +79,9 @@ def run_both(work: Path, factor: int, skip_reference: bool) -> dict:
             run = results[name]
             metadata = Path(run["root"]) / "metadata" / "metadata.db"
             run["components"] = component_seconds(metadata) if metadata.exists() else {}
+            run["component_peak_mib"] = (
+                peak_by_component(metadata, run.pop("rss")) if metadata.exists() else {}
+            )
             if run["status"] == 0:
                 run["quality"] = score(metadata, key)
             print(f"    {name}: {run['wall_s']:.1f} s, peak {run['peak_mib']:.0f} MiB, exit {run['status']}")
