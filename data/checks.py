@@ -72,8 +72,42 @@ def _decode(data: bytes, where: str) -> str:
         ) from None
 
 
+def _fast_rows(data: bytes) -> int | None:
+    """Rows of a span that Arrow's C++ CSV reader finds clean (about 2M rows/s), else None.
+
+    Clean: the schema's columns, UTF-8 strings, every number parses and is finite, at least
+    one row. None sends the file to the exact reader, which names what is wrong.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    from pyarrow import csv as pcsv
+
+    kinds = _column_kinds()
+    types = {
+        name: {"int": pa.int64(), "float": pa.float64(), "string": pa.string()}[kind]
+        for name, kind in kinds.items()
+    }
+    # Only a blank cell is missing: Arrow would otherwise read "N/A", "NA" or "null" as missing.
+    options = pcsv.ConvertOptions(column_types=types, check_utf8=True, null_values=[""])
+    try:
+        table = pcsv.read_csv(io.BytesIO(data), convert_options=options)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeDecodeError):
+        return None
+    names = table.column_names
+    if sorted(names) != sorted(kinds) or table.num_rows == 0:
+        return None
+    for name in features.RAW_FLOAT_COLUMNS:
+        finite = pc.is_finite(table[name])
+        if pc.any(pc.invert(pc.fill_null(finite, True))).as_py():
+            return None
+    return table.num_rows
+
+
 def check_span_file(path: str | Path, span: int | None = None) -> SpanFileSummary:
     """Read one span CSV strictly; return its row count.
+
+    A clean file is confirmed by Arrow's C++ reader; any doubt goes to the exact reader
+    (Python's csv module, one pass), which finds and names the problem.
 
     Raises:
         SpanDataError: naming span, file, line, column and the offending values (the first
@@ -82,6 +116,19 @@ def check_span_file(path: str | Path, span: int | None = None) -> SpanFileSummar
     path = Path(path)
     where = f"span {span}: {path}" if span is not None else str(path)
     data = path.read_bytes()
+    rows = _fast_rows(data) if data else None
+    if rows is not None:
+        return SpanFileSummary(str(path), rows)
+    summary = _exact_check(data, path, where)
+    # Arrow refused what the exact reader accepts (e.g. "1_000" for an int): ExampleGen reads
+    # with Arrow, so this is a refusal too, in Arrow's words.
+    raise SpanDataError(
+        f"{where}: the CSV reader ExampleGen uses refuses it ({summary.rows} rows look valid line by line)"
+    )
+
+
+def _exact_check(data: bytes, path: Path, where: str) -> SpanFileSummary:
+    """The line-by-line reader: raises SpanDataError naming the first problem, else a summary."""
     if not data:
         raise SpanDataError(f"{where} is empty (0 bytes): not even a header row")
     reader = csv.reader(io.StringIO(_decode(data, where), newline=""))

@@ -91,8 +91,9 @@ def csv_chunks(path: str, rows_per_batch: int = ROWS_PER_BATCH):
     header = data[:header_end]
     rows = [line for line in data[header_end:].split(b"\n") if line.strip(b"\r")]
     types = arrow_column_types()
+    # A blank cell, and only a blank cell, is missing (Arrow's default also takes "N/A", "NA").
     options = pcsv.ConvertOptions(
-        column_types=types, strings_can_be_null=True, quoted_strings_can_be_null=False
+        column_types=types, null_values=[""], strings_can_be_null=True, quoted_strings_can_be_null=False
     )
     for start in range(0, len(rows), rows_per_batch):
         lines = rows[start : start + rows_per_batch]
