@@ -285,3 +285,14 @@ def test_examples_to_raw_uses_the_missing_markers(workspace):
     assert blank_latitude.any()
     assert np.isnan(raw["dropoff_latitude"][blank_latitude]).all()
     assert not np.isnan(raw["dropoff_latitude"][~blank_latitude]).any()
+
+
+def test_batch_plans_cover_every_example_and_stay_bounded_at_volume():
+    plans = checks.batch_plans(500_000, 1024)
+    calls = {plan: len(batches) for plan, batches in plans.items()}
+    assert calls == {"1": 64, "2": 32, "7": 10, "64": 64, "1024 shuffled": 489}
+    shuffled = np.concatenate(plans["1024 shuffled"])
+    assert sorted(shuffled) == list(range(500_000)) and (shuffled[:100] != np.arange(100)).any()
+    assert np.array_equal(np.concatenate(plans["64"]), np.arange(4096))
+    small = checks.batch_plans(600, 1024)
+    assert np.array_equal(np.concatenate(small["64"]), np.arange(600))  # everything when small
