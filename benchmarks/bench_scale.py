@@ -126,12 +126,15 @@ def print_table(all_results: dict[int, dict]) -> None:
     for factor, results in sorted(all_results.items()):
         names = [n for n in ("ours", "reference") if n in results]
         nodes = sorted({node for n in names for node in results[n].get("components", {})})
-        print(f"\nper-component seconds at {factor}x:" + "".join(f"{n:>12}" for n in names))
+        print(f"\nper component at {factor}x: seconds, and peak tree RSS (MiB) while it ran")
+        print(f"  {'':<34}" + "".join(f"{n + ' s':>12}{n + ' MiB':>15}" for n in names))
         for node in nodes:
-            print(
-                f"  {node:<34}"
-                + "".join(f"{results[n]['components'].get(node, float('nan')):>12.1f}" for n in names)
-            )
+            cells = ""
+            for n in names:
+                seconds = results[n]["components"].get(node, float("nan"))
+                peak = results[n].get("component_peak_mib", {}).get(node, float("nan"))
+                cells += f"{seconds:>12.1f}{peak:>15.0f}"
+            print(f"  {node:<34}{cells}")
     if len(all_results) > 1:
         low, high = min(all_results), max(all_results)
         growth = all_results[high]["ours"]["peak_mib"] / all_results[low]["ours"]["peak_mib"]

@@ -72,22 +72,24 @@ def make_dataset(
     dataset = (
         tf.data.TFRecordDataset(files, compression_type="GZIP")
         .batch(1024)
-        .map(lambda records: transform_layer(tf.io.parse_example(records, raw_spec)))
-        .unbatch()
-        .map(_split_label)
+        .map(lambda records: _split_label(transform_layer(tf.io.parse_example(records, raw_spec))))
+        # Cached as batches: one tensor per feature per 1,024 examples. Cached after unbatch,
+        # every example's every feature is a tensor of its own, and the cache of 1M training
+        # examples held about 1.9 GB (100x the sample); as batches it holds the values.
         .cache()
+        .unbatch()
     )
     if shuffle:
         dataset = dataset.shuffle(20_000, seed=seed, reshuffle_each_iteration=True)
     return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
-def _split_label(example: dict) -> tuple[dict, tf.Tensor]:
-    example = dict(example)
-    label = example.pop(features.LABEL_KEY)
-    # The label gets the model output's shape, [batch, 1], explicitly: never leave it to
-    # broadcasting to reconcile (batch,) with (batch, 1).
-    return example, tf.reshape(tf.cast(label, tf.float32), [1])
+def _split_label(batch: dict) -> tuple[dict, tf.Tensor]:
+    batch = dict(batch)
+    label = batch.pop(features.LABEL_KEY)
+    # The label gets the model output's shape, [batch, 1], explicitly (one [1] per example
+    # once unbatched): never leave it to broadcasting to reconcile (batch,) with (batch, 1).
+    return batch, tf.reshape(tf.cast(label, tf.float32), [-1, 1])
 
 
 def warm_start(model: tf.keras.Model, base_model_dir: str, tf_transform_output: tft.TFTransformOutput) -> str:
