@@ -21,7 +21,11 @@ def add_commands(commands) -> None:
     run.add_argument("--first-span", type=int, help="oldest span to use (default: oldest available)")
     run.add_argument("--last-span", type=int, help="newest span to use (default: newest available)")
     add_training_options(run)
-    run.add_argument("--verbose", action="store_true", help="show TFX's INFO logs")
+    run.add_argument(
+        "--verbose",
+        action="store_true",
+        help="library logs and warnings (TFX INFO included) on the console, not in <root>/logs/<run id>.log",
+    )
     run.set_defaults(handler=run_handler)
     replay = commands.add_parser("replay", help="simulate N weeks: one span arrives, the pipeline runs")
     replay.add_argument("--weeks", type=int, required=True, help="how many weeks (spans) to replay")
