@@ -288,7 +288,7 @@ def run_checks(
     serialized_replay = _replay_rows(SERVING_SIGNATURE, *callers[SERVING_SIGNATURE], in_order)
     try:
         raw = examples_to_raw(examples, specs)
-        check_raw_request(specs, raw)  # Once for the whole replay: the batches are its slices.
+        # Each batch is checked as it is built: no tensor copy of the whole eval split.
         callers[RAW_SIGNATURE] = (
             model.signatures[RAW_SIGNATURE],
             lambda rows: check_raw_request(specs, {k: v[rows] for k, v in raw.items()}),
