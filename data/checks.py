@@ -3,10 +3,11 @@
 CsvExampleGen's own reader fails deep inside Beam with messages that name neither the file
 nor the line (`UnicodeDecodeError ... position 123`, `Invalid CSV line: [b'12', ...]`,
 `could not convert string to float: b'N/A'`), or not at all (a header-only span becomes an
-empty split and a model "on spans 5-8" is pushed). `check_span_file` reads each file once,
-in one pass, and names span, file, line, column and value for the first problems it finds:
-encoding, the header against the schema's columns, a duplicated header row, the column
-count of every row, every number, and at least one row.
+empty split and a model "on spans 5-8" is pushed). `check_span_file` reads each file once:
+Arrow's C++ reader confirms a clean file; a file it doubts goes to a line-by-line reader that
+names span, file, line, column and value for the first problems it finds: encoding, the
+header against the schema's columns, a duplicated header row, the column count of every row,
+every number, and at least one row.
 """
 
 from __future__ import annotations
@@ -31,13 +32,6 @@ class SpanDataError(ValueError):
 class SpanFileSummary:
     path: str
     rows: int
-
-
-def _column_kinds() -> dict[str, str]:
-    kinds = {c: "int" for c in features.RAW_INT_COLUMNS}
-    kinds.update({c: "float" for c in features.RAW_FLOAT_COLUMNS})
-    kinds.update({c: "string" for c in features.RAW_STRING_COLUMNS})
-    return kinds
 
 
 def _is_int(cell: str) -> bool:
@@ -82,7 +76,7 @@ def _fast_rows(data: bytes) -> int | None:
     import pyarrow.compute as pc
     from pyarrow import csv as pcsv
 
-    kinds = _column_kinds()
+    kinds = features.RAW_COLUMN_KINDS
     types = {
         name: {"int": pa.int64(), "float": pa.float64(), "string": pa.string()}[kind]
         for name, kind in kinds.items()
@@ -133,7 +127,7 @@ def _exact_check(data: bytes, path: Path, where: str) -> SpanFileSummary:
         raise SpanDataError(f"{where} is empty (0 bytes): not even a header row")
     reader = csv.reader(io.StringIO(_decode(data, where), newline=""))
     header = next(reader, None)
-    kinds = _column_kinds()
+    kinds = features.RAW_COLUMN_KINDS
     expected = list(features.RAW_COLUMNS)
     if not header or set(header) != set(expected) or len(header) != len(expected):
         found = header or []

@@ -34,6 +34,13 @@ RAW_FLOAT_COLUMNS: tuple[str, ...] = (
 )
 RAW_STRING_COLUMNS: tuple[str, ...] = ("payment_type", "company")
 RAW_COLUMNS: tuple[str, ...] = RAW_INT_COLUMNS + RAW_FLOAT_COLUMNS + RAW_STRING_COLUMNS
+# Column -> "int", "float" or "string": what readers of raw CSV (the strict span check,
+# ExampleGen, replay data) parse each column as.
+RAW_COLUMN_KINDS: dict[str, str] = {
+    **{c: "int" for c in RAW_INT_COLUMNS},
+    **{c: "float" for c in RAW_FLOAT_COLUMNS},
+    **{c: "string" for c in RAW_STRING_COLUMNS},
+}
 
 TIMESTAMP_KEY = "trip_start_timestamp"
 FARE_KEY = "fare"

@@ -14,12 +14,12 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # Must precede the first Tens
 from tfx.orchestration import metadata  # noqa: E402
 from tfx.orchestration.local.local_dag_runner import LocalDagRunner  # noqa: E402
 
-from components.example_gen.driver import available_spans  # noqa: E402
+from components.example_gen.driver import available_spans, select_window  # noqa: E402
 from data import embedded  # noqa: E402
 from models import distribution, trainer  # noqa: E402
 from models.version import FINGERPRINTED_PACKAGES, code_fingerprint  # noqa: E402
-from pipeline.config import ConfigError, PipelineConfig  # noqa: E402
-from pipeline.pipeline import SPAN_PATTERN, create_pipeline  # noqa: E402
+from pipeline.config import DEFAULT_BEAM_ARGS, ConfigError, PipelineConfig  # noqa: E402
+from pipeline.pipeline import SPAN_PATTERN, create_pipeline, span_range  # noqa: E402
 from schemas import SCHEMA_PATH  # noqa: E402
 
 
@@ -164,15 +164,9 @@ def evaluator_beam_args(config: PipelineConfig, spans: list[int]) -> list[str]:
 
     Only when the run uses the default Beam options: a user's `--beam-arg` is left alone.
     """
-    from pipeline.config import DEFAULT_BEAM_ARGS
-
     if tuple(config.beam_args) != DEFAULT_BEAM_ARGS:
         return []
-    if config.first_span is not None:
-        used = [s for s in spans if config.first_span <= s <= (config.last_span or spans[-1])]
-    else:
-        upto = [s for s in spans if config.last_span is None or s <= config.last_span]
-        used = upto[-config.window_spans :] if config.window_spans else upto
+    used = select_window(spans, span_range(config.first_span, config.last_span, config.window_spans))
     patterns = [SPAN_PATTERN.replace("{SPAN}", str(span)) for span in used]
     size = sum(path.stat().st_size for pattern in patterns for path in config.span_data_root.glob(pattern))
     return list(EVALUATOR_PROCESS_ARGS) if size > EVALUATOR_PROCESSES_MIN_BYTES else []

@@ -215,9 +215,7 @@ def csv_to_examples(path: str | os.PathLike) -> list[bytes]:
     missing = [c for c in features.serving_raw_features() if c not in frame.columns]
     if missing:
         raise ReplayDataError(f"{path} lacks the taxi columns {missing}")
-    kinds = {c: "int" for c in features.RAW_INT_COLUMNS}
-    kinds.update({c: "float" for c in features.RAW_FLOAT_COLUMNS})
-    kinds.update({c: "bytes" for c in features.RAW_STRING_COLUMNS})
+    kinds = features.RAW_COLUMN_KINDS
     columns = [c for c in features.RAW_COLUMNS if c in frame.columns]
     records = []
     for row_number, row in enumerate(frame[columns].itertuples(index=False), start=2):

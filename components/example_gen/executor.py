@@ -59,10 +59,8 @@ ROWS_PER_BATCH = 65_536
 
 def arrow_column_types() -> dict[str, pa.DataType]:
     """The Arrow type of each raw column, from `models.features` (no inference pass)."""
-    types = {c: pa.int64() for c in features.RAW_INT_COLUMNS}
-    types.update({c: pa.float32() for c in features.RAW_FLOAT_COLUMNS})
-    types.update({c: pa.binary() for c in features.RAW_STRING_COLUMNS})
-    return types
+    arrow = {"int": pa.int64(), "float": pa.float32(), "string": pa.binary()}
+    return {name: arrow[kind] for name, kind in features.RAW_COLUMN_KINDS.items()}
 
 
 def _as_list_column(column: pa.ChunkedArray) -> pa.LargeListArray:

@@ -78,3 +78,13 @@ def test_tips_is_a_training_only_feature_and_strings_have_domains():
 
 def test_slices_are_raw_columns():
     assert set(features.SLICE_FEATURES) <= set(features.RAW_COLUMNS)
+
+
+def test_every_raw_column_has_one_kind_matching_its_list():
+    assert list(features.RAW_COLUMN_KINDS) == list(features.RAW_COLUMNS)
+    for kind, columns in (
+        ("int", features.RAW_INT_COLUMNS),
+        ("float", features.RAW_FLOAT_COLUMNS),
+        ("string", features.RAW_STRING_COLUMNS),
+    ):
+        assert {c for c, k in features.RAW_COLUMN_KINDS.items() if k == kind} == set(columns)
