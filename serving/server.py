@@ -15,6 +15,13 @@ Requests, as TF Serving takes them:
   whose message names the problem. A model answer of any shape but (N, 1) for N examples is
   a 500, never a 200 with a broadcast answer.
 
+Prediction logs (`serving/prediction_log.py`): with a logger, every answered example is
+handed to its writer thread after the answer is computed (the raw features, the prediction,
+the version, the signature, the time, the request id (`x-request-id`, else a new one) and the
+client's key: `trip_id` in a serving_raw instance or column, or a feature of a serialized
+example; the key is never given to the model). With a `RollingSkew`, the same examples feed
+the live skew gauges on /metrics.
+
 Versions: a watcher thread polls the serving directory; a new target version is loaded and
 smoke-tested off the request path (one all-missing example must give one finite probability;
 rows from the schema's domains must score the same alone, together and in reverse order),
@@ -33,6 +40,7 @@ import json
 import logging
 import threading
 import time
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +49,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from models.signatures import EXAMPLES_INPUT, PREDICTION_KEY, RAW_SIGNATURE, SERVING_SIGNATURE, missing_marker
 from serving.checks import DEFAULT_BATCH_TOLERANCE
+from serving.prediction_log import KEY_FIELD
 from serving.probe import batch_probe
 from serving.requests import ServingInputError, check_raw_request, raw_input_specs
 from serving.versions import read_pin, versions
@@ -255,8 +264,13 @@ def _column(values: list, spec) -> np.ndarray:
     return np.asarray(values, dtype=object if spec.dtype == tf.string else None)
 
 
-def raw_features(layout: str, data, specs: dict) -> dict:
-    """The feature columns of a serving_raw request (checked by `check_raw_request` next)."""
+def raw_features(layout: str, data, specs: dict) -> tuple[dict, list | None]:
+    """The feature columns of a serving_raw request, and the client's keys.
+
+    The columns are checked by `check_raw_request` next; the keys (`trip_id`, None when the
+    request has none) are logged and never given to the model.
+    """
+    keys = None
     if layout == "row":
         if not isinstance(data, list):
             raise BadRequest('"instances" must be a list of {feature: value} objects')
@@ -266,6 +280,12 @@ def raw_features(layout: str, data, specs: dict) -> dict:
         for i, instance in enumerate(data):
             if not isinstance(instance, dict):
                 raise BadRequest(f"instance {i} must be an object of features, got {instance!r:.80}")
+            if KEY_FIELD in instance:
+                instance = dict(instance)
+                keys = keys if keys is not None else [None] * i
+                keys.append(_key(instance.pop(KEY_FIELD), i))
+            elif keys is not None:
+                keys.append(None)
             missing = sorted(set(specs) - set(instance))
             if missing:
                 raise BadRequest(f"instance {i}: feature '{missing[0]}': missing from the request")
@@ -274,7 +294,12 @@ def raw_features(layout: str, data, specs: dict) -> dict:
     else:
         if not isinstance(data, dict):
             raise BadRequest('"inputs" must be an object of {feature: [values]}')
-        columns = data
+        columns = dict(data)
+        if KEY_FIELD in columns:
+            values = columns.pop(KEY_FIELD)
+            if not isinstance(values, list):
+                raise BadRequest(f'"{KEY_FIELD}" must be a list of keys, one per example')
+            keys = [_key(v, i) for i, v in enumerate(values)]
     arrays = {}
     for name, values in columns.items():
         if name not in specs:
@@ -287,7 +312,16 @@ def raw_features(layout: str, data, specs: dict) -> dict:
                 arrays[name] = _column(values, specs[name])
             except ValueError as error:  # ragged nesting
                 raise BadRequest(f"feature '{name}': {error}") from None
-    return arrays
+    return arrays, keys
+
+
+def _key(value, index: int) -> str | None:
+    """A client's key as text (a string or an integer; null: none)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise BadRequest(f"instance {index}: '{KEY_FIELD}' must be a string or an integer, got {value!r:.80}")
+    return str(value)
 
 
 def tf_reason(error: tf.errors.OpError) -> str:
@@ -299,9 +333,14 @@ def tf_reason(error: tf.errors.OpError) -> str:
     return error.message.strip()
 
 
-def predict(loaded: LoadedVersion, body) -> dict:
-    """One TF Serving REST request against one loaded version; the response dict."""
+def predict(loaded: LoadedVersion, body, logger=None, request_id: str | None = None) -> dict:
+    """One TF Serving REST request against one loaded version; the response dict.
+
+    With `logger` (a PredictionLogger), the answered examples are handed to it after the
+    answer is computed; it queues them without blocking.
+    """
     signature, layout, data = split_request(parse_body(body))
+    serialized, tensors, keys = None, None, None
     REQUESTS.labels(signature, layout).inc()
     with LATENCY.labels(signature).time():
         if signature == SERVING_SIGNATURE:
@@ -312,8 +351,9 @@ def predict(loaded: LoadedVersion, body) -> dict:
                 raise BadRequest(f"the examples do not parse: {tf_reason(error)}", "bad_example") from None
             count = len(serialized)
         else:
+            columns, keys = raw_features(layout, data, loaded.raw_specs)
             try:
-                tensors = check_raw_request(loaded.raw_specs, raw_features(layout, data, loaded.raw_specs))
+                tensors = check_raw_request(loaded.raw_specs, columns)
             except ServingInputError as error:
                 raise BadRequest(str(error)) from None
             try:
@@ -333,6 +373,18 @@ def predict(loaded: LoadedVersion, body) -> dict:
             raise RuntimeError(f"model version {loaded.version} answered non-finite probabilities")
         EXAMPLES.labels(signature).inc(count)
         rows = output.tolist()
+    if logger is not None:
+        logger.submit(
+            {
+                "version": loaded.version,
+                "signature": signature,
+                "request_id": request_id or uuid.uuid4().hex,
+                "predictions": output[:, 0],
+                "serialized": serialized,
+                "raw": tensors,
+                "keys": keys,
+            }
+        )
     return {"predictions": rows} if layout == "row" else {"outputs": rows}
 
 
@@ -378,8 +430,11 @@ class CountResponses:
         return await self.app(scope, receive, counting_send)
 
 
-def build_app(name: str, base: Path, poll_s: float = 1.0):
-    """KServe's REST app serving `name` from `base`, plus TF Serving's status route; and the watcher."""
+def build_app(name: str, base: Path, poll_s: float = 1.0, logger=None):
+    """KServe's REST app serving `name` from `base`, plus TF Serving's status route; and the watcher.
+
+    `logger`: a PredictionLogger that every answered example goes to (None: no log).
+    """
     import kserve
     from fastapi.responses import ORJSONResponse
     from fastapi.routing import APIRoute
@@ -403,9 +458,10 @@ def build_app(name: str, base: Path, poll_s: float = 1.0):
         async def predict(self, payload, headers=None):
             loaded = watcher.current  # This request's version, whatever swaps meanwhile.
             loop = asyncio.get_running_loop()
+            request_id = (headers or {}).get("x-request-id")
             try:
                 # TensorFlow releases the GIL: concurrent requests run in parallel threads.
-                return await loop.run_in_executor(None, predict, loaded, payload)
+                return await loop.run_in_executor(None, predict, loaded, payload, logger, request_id)
             except BadRequest as error:
                 ERRORS.labels(error.kind).inc()
                 raise InvalidInput(str(error)) from None
@@ -432,19 +488,34 @@ def build_app(name: str, base: Path, poll_s: float = 1.0):
     return app, watcher
 
 
-def serve(name: str, base: Path, host: str = "127.0.0.1", port: int = 8501, poll_s: float = 1.0) -> None:
-    """Run the server until interrupted."""
+def serve(
+    name: str,
+    base: Path,
+    host: str = "127.0.0.1",
+    port: int = 8501,
+    poll_s: float = 1.0,
+    logger=None,
+    live_skew=None,
+) -> None:
+    """Run the server until interrupted (then the prediction log is flushed and closed)."""
     import uvicorn
 
-    app, watcher = build_app(name, base, poll_s)
+    app, watcher = build_app(name, base, poll_s, logger)
     watcher.start()
+    if live_skew is not None:
+        live_skew.start()
     log.info("serving %s version %s on http://%s:%s", name, watcher.current.version, host, port)
     print(
         f"Serving {name} version {watcher.current.version} from {base} on http://{host}:{port}"
-        f"/v1/models/{name} (metrics: /metrics)",
+        f"/v1/models/{name} (metrics: /metrics)"
+        + (f"; prediction log: {logger.folder}" if logger is not None else ""),
         flush=True,
     )
     try:
         uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning")).run()
     finally:
         watcher.stop()
+        if live_skew is not None:
+            live_skew.stop()
+        if logger is not None:
+            logger.close()

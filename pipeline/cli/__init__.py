@@ -6,10 +6,13 @@ run in this machine's crontab, `runs` lists the run history (`runs show RUN`: on
 with our signatures against raw data. `compile` writes the Kubeflow (KFP v2) pipeline spec,
 `deploy` uploads it and keeps one weekly recurring run, `manifest --serving` prints the KServe
 InferenceService for the pushed model. `serve` serves the pushed model over TF Serving's REST
-API; `rollback` makes an older pushed version the served one.
+API (and logs what it answers); `rollback` makes an older pushed version the served one;
+`monitor` compares the logged requests with training data, the served predictions with eval,
+and the served answers with real outcomes.
 
-Groups: `training` (run, replay, schedule), `serving` (verify, serve, rollback), `history`
-(runs, report), `kubeflow` (compile, deploy, manifest). Exit statuses: `pipeline.ops.exit_codes`.
+Groups: `training` (run, replay, schedule), `serving` (verify, serve, rollback), `monitoring`
+(monitor), `history` (runs, report), `kubeflow` (compile, deploy, manifest). Exit statuses:
+`pipeline.ops.exit_codes`.
 """
 
 from __future__ import annotations
@@ -20,9 +23,9 @@ import os
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # Must precede the first TensorFlow import.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from pipeline.cli import history, kubeflow, serving, training  # noqa: E402
+from pipeline.cli import history, kubeflow, monitoring, serving, training  # noqa: E402
 
-GROUPS = (training, history, serving, kubeflow)
+GROUPS = (training, history, serving, monitoring, kubeflow)
 
 
 def build_parser() -> argparse.ArgumentParser:

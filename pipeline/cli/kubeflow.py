@@ -87,6 +87,11 @@ def add_commands(commands) -> None:
     manifest.add_argument("--min-replicas", type=int, default=1)
     manifest.add_argument("--max-replicas", type=int, default=3)
     manifest.add_argument("--service-account", help="account whose secret reads the bucket")
+    manifest.add_argument(
+        "--log-url",
+        help="KServe's inference logger: POST every request and response here as CloudEvents "
+        "(README: how they become input for `monitor`)",
+    )
     manifest.add_argument("--output", help="write here instead of stdout")
 
 
@@ -183,6 +188,7 @@ def manifest_command(args: argparse.Namespace) -> int:
             min_replicas=args.min_replicas,
             max_replicas=args.max_replicas,
             service_account=args.service_account,
+            log_url=args.log_url,
             **options,
         )
     except manifests.ManifestError as error:

@@ -55,6 +55,7 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="train on a span that drifted beyond the schema's thresholds (recorded in ML Metadata)",
     )
+    add_alert_option(parser)
     parser.add_argument(
         "--beam-arg",
         action="append",
@@ -63,6 +64,23 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
         help="Beam pipeline option, repeatable; replaces the in-memory default "
         f"({' '.join(DEFAULT_BEAM_ARGS)})",
     )
+
+
+def add_alert_option(parser: argparse.ArgumentParser) -> None:
+    """`--alert-webhook URL`: where alerts go (default: the PIPELINE_ALERT_WEBHOOK variable)."""
+    parser.add_argument(
+        "--alert-webhook",
+        metavar="URL",
+        help="POST one JSON alert per event here (Slack/Mattermost incoming webhooks accept it); "
+        "default: $PIPELINE_ALERT_WEBHOOK",
+    )
+
+
+def alert_webhook(args: argparse.Namespace) -> str | None:
+    """The webhook of a command: its option, else the environment variable."""
+    from pipeline.ops.alerts import webhook_url
+
+    return webhook_url(getattr(args, "alert_webhook", None))
 
 
 def config_from_args(args: argparse.Namespace) -> PipelineConfig:

@@ -42,6 +42,20 @@ def add_commands(commands) -> None:
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0: every interface)")
     serve.add_argument("--port", type=int, default=8501)
     serve.add_argument("--poll-s", type=float, default=1.0, help="how often to look for a new version")
+    serve.add_argument("--log-dir", help="prediction logs (default: <root>/prediction-logs)")
+    serve.add_argument(
+        "--log-sample-rate",
+        type=float,
+        default=1.0,
+        help="share of answered examples written to the prediction log (0: none; default 1.0)",
+    )
+    serve.add_argument("--log-max-mb", type=float, default=1024.0, help="cap on the log folder's size")
+    serve.add_argument("--log-max-age-days", type=float, default=30.0, help="log files older than this go")
+    serve.add_argument("--log-rotate-s", type=float, default=300.0, help="close a log file after this long")
+    serve.add_argument(
+        "--skew-window", type=int, default=1000, help="recent examples behind the live skew gauges"
+    )
+    serve.add_argument("--skew-interval-s", type=float, default=10.0, help="how often the gauges update")
     serve.set_defaults(handler=serve_command)
     rollback = commands.add_parser("rollback", help="serve an older pushed version (newer ones are kept)")
     rollback.add_argument("--root", default=str(DEFAULT_ROOT))
@@ -103,8 +117,23 @@ def serve_command(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     base = _serving_base(args)
+    if not 0.0 <= args.log_sample_rate <= 1.0:
+        print(f"error: --log-sample-rate must be within 0..1, got {args.log_sample_rate}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.skew_window < 1 or args.skew_interval_s <= 0 or args.log_rotate_s <= 0:
+        print("error: --skew-window, --skew-interval-s and --log-rotate-s must be positive", file=sys.stderr)
+        return EXIT_USAGE
+    logger, live_skew = _prediction_log(args)
     try:
-        model_server.serve(PipelineConfig(root=args.root).model_name, base, args.host, args.port, args.poll_s)
+        model_server.serve(
+            PipelineConfig(root=args.root).model_name,
+            base,
+            args.host,
+            args.port,
+            args.poll_s,
+            logger=logger,
+            live_skew=live_skew,
+        )
     except FileNotFoundError as error:
         print(f"error: {error}; run the pipeline first (make run)", file=sys.stderr)
         return EXIT_USAGE
@@ -112,6 +141,33 @@ def serve_command(args: argparse.Namespace) -> int:
         print(f"error: cannot serve on {args.host}:{args.port}: {error}", file=sys.stderr)
         return EXIT_FAILED
     return EXIT_OK
+
+
+def _prediction_log(args: argparse.Namespace):
+    """The server's PredictionLogger and RollingSkew (training statistics found via ML Metadata)."""
+    from pathlib import Path
+
+    from pipeline.ops.monitor import reference_for
+    from schemas import load_schema
+    from serving.prediction_log import LOG_FOLDER, PredictionLogger
+    from serving.skew import RollingSkew
+
+    config = PipelineConfig(root=args.root)
+    live_skew = RollingSkew(
+        reference_for(config.metadata_path),
+        load_schema(),
+        window=args.skew_window,
+        interval_s=args.skew_interval_s,
+    )
+    logger = PredictionLogger(
+        Path(args.log_dir) if args.log_dir else Path(args.root) / LOG_FOLDER,
+        sample_rate=args.log_sample_rate,
+        max_total_bytes=int(args.log_max_mb * (1 << 20)),
+        max_age_s=args.log_max_age_days * 86400.0,
+        rotate_s=args.log_rotate_s,
+        observers=[live_skew.observe],
+    )
+    return logger, live_skew
 
 
 def rollback_command(args: argparse.Namespace) -> int:

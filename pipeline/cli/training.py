@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from pipeline.cli.options import add_training_options, config_from_args
+from pipeline.cli.options import add_alert_option, add_training_options, alert_webhook, config_from_args
 from pipeline.config import DEFAULT_ROOT, ConfigError, PipelineConfig
 from pipeline.ops.exit_codes import EXIT_DATA_GATE, EXIT_FAILED, EXIT_OK, EXIT_SERVING_GATE, EXIT_USAGE
 from pipeline.ops.run import run_command
@@ -47,6 +47,7 @@ def add_commands(commands) -> None:
     schedule.add_argument("--print", dest="print_only", action="store_true", help="show the entry only")
     schedule.add_argument("--remove", action="store_true", help="take the root's entry out")
     schedule.add_argument("--crontab", default="crontab", help="the crontab command to use")
+    add_alert_option(schedule)
     schedule.set_defaults(handler=schedule_command)
 
 
@@ -63,7 +64,12 @@ def run_handler(args: argparse.Namespace) -> int:
     config = _config_or_usage(args)
     if config is None:
         return EXIT_USAGE
-    return run_command(config, verbose=args.verbose, explicit_window=args.window is not None)
+    return run_command(
+        config,
+        verbose=args.verbose,
+        explicit_window=args.window is not None,
+        alert_webhook=alert_webhook(args),
+    )
 
 
 def _week_steps(values: list[str]) -> dict[int, int]:
@@ -90,7 +96,7 @@ def replay_command(args: argparse.Namespace) -> int:
         steps = _week_steps(args.week_train_steps)
         for count in steps.values():
             dataclasses.replace(config, train_steps=count)  # validates each week's setting
-        rows = replay(config, args.weeks, steps)
+        rows = replay(config, args.weeks, steps, alert_webhook=alert_webhook(args))
     except (ConfigError, ReplayError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
@@ -111,6 +117,9 @@ def schedule_command(args: argparse.Namespace) -> int:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
     run_args = ["--data-root", str(Path(args.data_root).absolute())] if args.data_root else []
+    webhook = alert_webhook(args)
+    if webhook:
+        run_args += ["--alert-webhook", webhook]
     new_entry = None if args.remove else schedule.entry(root, fields, run_args)
     if args.print_only:
         print(new_entry or f"(--remove --print: the entry marked '{schedule.MARKER}{root}' would go)", end="")

@@ -39,6 +39,8 @@ class ServingSettings:
         gpus: `nvidia.com/gpu` limit (0: CPU serving).
         min_replicas, max_replicas: autoscaling range.
         service_account: the account whose secret reads the bucket (optional).
+        log_url: where KServe's inference logger sends each request and response as a
+            CloudEvent (the predictor's `logger`, mode `all`); None: no logger.
     """
 
     storage_uri: str
@@ -51,8 +53,11 @@ class ServingSettings:
     min_replicas: int = 1
     max_replicas: int = 3
     service_account: str | None = None
+    log_url: str | None = None
 
     def __post_init__(self):
+        if self.log_url is not None and not re.match(r"^https?://[^\s/]+", self.log_url):
+            raise ManifestError(f"--log-url must be an http:// or https:// URL, got {self.log_url!r}")
         if not self.storage_uri.startswith(STORAGE_SCHEMES):
             raise ManifestError(
                 "--storage-uri must be a URI KServe's storage initializer can read "
@@ -97,6 +102,9 @@ def inference_service(settings: ServingSettings) -> dict:
                 min_replicas=settings.min_replicas,
                 max_replicas=settings.max_replicas,
                 service_account_name=settings.service_account,
+                logger=(
+                    kserve.V1beta1LoggerSpec(mode="all", url=settings.log_url) if settings.log_url else None
+                ),
                 tensorflow=kserve.V1beta1TFServingSpec(
                     storage_uri=settings.storage_uri,
                     runtime_version=settings.runtime_version,

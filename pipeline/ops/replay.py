@@ -157,6 +157,7 @@ def replay(
     weeks: int,
     week_train_steps: dict[int, int] | None = None,
     out=None,
+    alert_webhook: str | None = None,
 ) -> list[WeekRow]:
     """Run `weeks` simulated weeks under `base.root`; print and return one row per week.
 
@@ -167,6 +168,8 @@ def replay(
         week_train_steps: week -> training steps for that week only (e.g. a deliberately
             undertrained week, which must not be pushed).
         out: where rows are printed (default stdout).
+        alert_webhook: each week's run alerts here when it fails, stops, is not blessed or
+            is refused by the serving gate.
 
     Raises:
         ReplayError: for more weeks than spans, or a root that already holds runs.
@@ -198,7 +201,7 @@ def replay(
         started = time.monotonic()
         with open(logs / f"week-{week}.log", "w") as log:
             with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log), _log_handlers_to(log):
-                status = run_command(config)
+                status = run_command(config, alert_webhook=alert_webhook)
         row = week_row(week, status, load_report(config.metadata_path), time.monotonic() - started)
         rows.append(row)
         print(format_row(row), file=out, flush=True)

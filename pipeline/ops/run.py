@@ -23,7 +23,12 @@ from pipeline.ops.exit_codes import (
 LOG_FOLDER = "logs"
 
 
-def run_command(config: PipelineConfig, verbose: bool = False, explicit_window: bool = False) -> int:
+def run_command(
+    config: PipelineConfig,
+    verbose: bool = False,
+    explicit_window: bool = False,
+    alert_webhook: str | None = None,
+) -> int:
     """Run the pipeline, print progress and the summary; return the exit status.
 
     Holds the root's run lock throughout: a second run on the same root exits at once. The
@@ -35,15 +40,29 @@ def run_command(config: PipelineConfig, verbose: bool = False, explicit_window: 
         verbose: library logs on the console instead of the log file.
         explicit_window: the window was asked for on the command line (see
             `local_runner.check_arguments`).
+        alert_webhook: where to POST one alert when the run fails, is stopped by a gate, is
+            not blessed or is refused by the serving gate (`pipeline.ops.alerts`); a failed
+            alert is logged and leaves the exit status as it is.
     """
     from pipeline.ops.lock import RunInProgressError, run_lock
 
     try:
         with run_lock(config.root):
-            return _run_locked(config, verbose, explicit_window)
+            status, event = _run_locked(config, verbose, explicit_window)
     except RunInProgressError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BUSY
+    if event is not None:
+        from pipeline.ops.alerts import send_alert
+
+        name, text, fields = event
+        delivered = send_alert(
+            alert_webhook, name, f"{config.pipeline_name} on {config.root}: {text}", **fields
+        )
+        if alert_webhook and not delivered and fields.get("log"):
+            with contextlib.suppress(OSError), open(fields["log"], "a") as run_log:
+                run_log.write(f"alert '{name}' not delivered to {alert_webhook} (see the console)\n")
+    return status
 
 
 @contextlib.contextmanager
@@ -71,7 +90,10 @@ def library_output_to(path: Path | None):
             sys.stderr = saved_stream
 
 
-def _run_locked(config: PipelineConfig, verbose: bool, explicit_window: bool) -> int:
+def _run_locked(
+    config: PipelineConfig, verbose: bool, explicit_window: bool
+) -> tuple[int, tuple[str, str, dict] | None]:
+    """(exit status, the alert the outcome calls for: (event, text, fields), or None)."""
     started, started_at = time.monotonic(), time.time()
     log_path = None if verbose else config.root / LOG_FOLDER / f"run-{time.strftime('%Y%m%dT%H%M%S')}.log"
     failure: tuple[int, str] | None = None
@@ -85,14 +107,18 @@ def _run_locked(config: PipelineConfig, verbose: bool, explicit_window: bool) ->
         print(f"error: {failure[1]}", file=sys.stderr)
         if log_path is not None:
             log_path.unlink(missing_ok=True)  # Only import noise: the refusal is the one line above.
-        return EXIT_USAGE
+        return EXIT_USAGE, (
+            "run_failed",
+            f"the run refused to start: {failure[1]}",
+            {"exit_status": EXIT_USAGE},
+        )
     status = failure[0] if failure else EXIT_OK
     if failure:
         print(f"\n{failure[1]}", file=sys.stderr)
     print()
     from pipeline.ops import history
 
-    run_id = None
+    run_id, summary = None, None
     try:
         if failure and failure[0] == EXIT_DATA_GATE:
             gate, _, reason = failure[1].removeprefix("STOPPED by the ").partition(": ")
@@ -104,6 +130,7 @@ def _run_locked(config: PipelineConfig, verbose: bool, explicit_window: bool) ->
             status = EXIT_SERVING_GATE
     except (KeyError, FileNotFoundError) as error:
         print(f"(no run summary: {error})")
+    named = log_path
     if log_path is not None and log_path.exists():
         named = log_path.with_name(f"{run_id}.log") if run_id else log_path
         log_path.rename(named)
@@ -112,7 +139,25 @@ def _run_locked(config: PipelineConfig, verbose: bool, explicit_window: bool) ->
             + (" (the failure's traceback is there)" if status == EXIT_FAILED else "")
         )
     print(f"Wall time {time.monotonic() - started:.1f} s; exit status {status}")
-    return status
+    return status, _alert_event(status, failure, summary, run_id, named)
+
+
+def _alert_event(status: int, failure, summary, run_id, log_path) -> tuple[str, str, dict] | None:
+    """The alert a finished run calls for, or None (pushed, or nothing new to push)."""
+    fields = {"exit_status": status, "run_id": run_id, "log": str(log_path) if log_path else None}
+    if status == EXIT_FAILED:
+        return "run_failed", f"run {run_id} failed: {failure[1] if failure else 'see the log'}", fields
+    if status == EXIT_DATA_GATE:
+        return "stopped_by_gate", f"run {run_id} {failure[1].removeprefix('STOPPED ')}", fields
+    if status == EXIT_SERVING_GATE:
+        why = summary.gate_summary if summary is not None else ""
+        return "serving_gate_refused", f"run {run_id}: the serving gate refused the model: {why}", fields
+    if summary is not None and summary.blessed is False:
+        reasons = "; ".join(summary.reasons) or "below the thresholds"
+        auc = summary.overall.get("auc")
+        fields.update(auc=auc, reasons=summary.reasons)
+        return "not_blessed", f"run {run_id}: the Evaluator did not bless the model ({reasons})", fields
+    return None
 
 
 def _build_and_run(config: PipelineConfig, verbose: bool, explicit_window: bool) -> tuple[int, str] | None:

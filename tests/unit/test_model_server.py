@@ -112,7 +112,7 @@ def test_row_and_columnar_formats_answer_like_the_signature(zoo, tmp_path):
         "outputs": answer["predictions"]
     }
     tensors = model_server.check_raw_request(
-        loaded.raw_specs, model_server.raw_features("columnar", columns, loaded.raw_specs)
+        loaded.raw_specs, model_server.raw_features("columnar", columns, loaded.raw_specs)[0]
     )
     expected = loaded.raw_fn(**tensors)["probabilities"].numpy()
     np.testing.assert_allclose(np.array(answer["predictions"]), expected)

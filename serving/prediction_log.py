@@ -1,0 +1,422 @@
+"""Prediction logs: every answered example, as TFRecord files of tf.Examples, written off the request path.
+
+Format: one tf.Example per answered example, in TFRecord files under `<root>/prediction-logs/`.
+The example holds the raw features as the client sent them (a missing value is an absent
+feature, as ExampleGen writes a blank CSV cell), so TFDV reads the folder directly
+(`tfdv.generate_statistics_from_tfrecord('<root>/prediction-logs/*.tfrecord')`) and so does
+TFX's `ImportExampleGen` (input_base = the folder): the same format our ExampleGen writes, no
+converter in between. TF Serving's PredictionLog protos would need one (TFDV reads
+tf.Examples, not PredictionLogs). Beside the raw features, each example carries, under names
+TFDV and the model never take as inputs (`__` prefix): the prediction, the model version, the
+signature, the time (microseconds since the epoch), the request id and the client's key
+(`trip_id`, never given to the model).
+
+Files: `predictions-<UTC start>-<pid>-<n>.tfrecord`; the file being written is named
+`*.tfrecord.partial` (a glob for `*.tfrecord` takes closed files only; `read_logs` also reads
+the complete records of the open one). A file is closed at `max_file_bytes` or after
+`rotate_s`; then closed files older than `max_age_s` go, and the oldest go while the folder
+exceeds `max_total_bytes`.
+
+Off the request path: a request only draws the sample and puts one item on a bounded queue;
+a writer thread builds the examples, appends them and flushes. A full queue (a slow writer)
+or a failed write (a full disk) drops records and counts them in
+`taxi_prediction_log_dropped_total{reason}`; a request is never delayed or failed by logging.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import queue
+import struct
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+import google_crc32c
+import numpy as np
+from prometheus_client import Counter
+
+from models import features
+
+log = logging.getLogger("taxi.prediction_log")
+
+LOG_FOLDER = "prediction-logs"
+SUFFIX = ".tfrecord"
+OPEN_SUFFIX = ".tfrecord.partial"
+
+# The client's key: a field of a serving_raw instance (or column), or a feature of a
+# serving_default example. Logged, never given to the model.
+KEY_FIELD = "trip_id"
+
+# Log-only features of each logged example.
+PREDICTION = "__prediction"
+MODEL_VERSION = "__model_version"
+SIGNATURE = "__signature"
+TIME_US = "__time_us"
+REQUEST_ID = "__request_id"
+KEY = "__key"
+META_FEATURES = (PREDICTION, MODEL_VERSION, SIGNATURE, TIME_US, REQUEST_ID, KEY)
+
+LOGGED = Counter("taxi_prediction_log_records_total", "Examples written to the prediction log")
+DROPPED = Counter(
+    "taxi_prediction_log_dropped_total",
+    "Examples the prediction log dropped (queue_full: a slow writer; write_error: e.g. a full disk)",
+    ["reason"],
+)
+SAMPLED_OUT = Counter("taxi_prediction_log_sampled_out_total", "Examples not logged by --log-sample-rate")
+
+
+@dataclasses.dataclass(frozen=True)
+class LogItem:
+    """One answered request, as the request thread hands it over (no conversion work done)."""
+
+    version: int
+    signature: str
+    request_id: str
+    time_us: int
+    predictions: np.ndarray  # (N,) float
+    keep: np.ndarray  # (N,) bool: sampled for the log file
+    serialized: Sequence[bytes] | None = None  # serving_default: the request's examples
+    raw: dict | None = None  # serving_raw: the checked feature columns (tensors or arrays)
+    keys: Sequence[str | None] | None = None  # serving_raw: the client's keys
+
+
+# ------------------------------------------------------------------ TFRecord framing
+
+
+def _masked_crc(data: bytes) -> int:
+    crc = google_crc32c.value(data)
+    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+
+
+def frame_record(data: bytes) -> bytes:
+    """One TFRecord: length, its masked CRC-32C, the data, its masked CRC-32C."""
+    length = struct.pack("<Q", len(data))
+    return length + struct.pack("<I", _masked_crc(length)) + data + struct.pack("<I", _masked_crc(data))
+
+
+def read_records(path: str | os.PathLike) -> Iterator[bytes]:
+    """The complete, intact records of a TFRecord file (an open file's torn tail is left out).
+
+    Raises:
+        ValueError: a corrupt record before the end of the file (named with its offset).
+    """
+    with open(path, "rb") as handle:
+        data = handle.read()
+    offset = 0
+    while offset + 12 <= len(data):
+        (length,) = struct.unpack_from("<Q", data, offset)
+        (length_crc,) = struct.unpack_from("<I", data, offset + 8)
+        end = offset + 12 + length + 4
+        if length_crc != _masked_crc(data[offset : offset + 8]):
+            raise ValueError(f"{path}: corrupt record header at byte {offset}")
+        if end > len(data):
+            return  # A record still being written.
+        record = data[offset + 12 : offset + 12 + length]
+        (data_crc,) = struct.unpack_from("<I", data, offset + 12 + length)
+        if data_crc != _masked_crc(record):
+            raise ValueError(f"{path}: corrupt record data at byte {offset}")
+        yield record
+        offset = end
+
+
+# ------------------------------------------------------------------ records
+
+
+def _set(example, name: str, value) -> None:
+    feature = example.features.feature[name]
+    if isinstance(value, bytes | str):
+        feature.bytes_list.value.append(value.encode() if isinstance(value, str) else value)
+    elif isinstance(value, float | np.floating):
+        feature.float_list.value.append(float(value))
+    else:
+        feature.int64_list.value.append(int(value))
+
+
+def _is_missing(value) -> bool:
+    if isinstance(value, bytes | str):
+        return value in (b"", "")
+    if isinstance(value, float | np.floating):
+        return bool(np.isnan(value))
+    return int(value) == features.MISSING_INT
+
+
+def build_examples(item: LogItem) -> list[bytes]:
+    """The logged tf.Examples of one request, all of them (the sample is applied by the writer)."""
+    import tensorflow as tf
+
+    records = []
+    raw = None
+    if item.raw is not None:
+        raw = {k: (v.numpy() if hasattr(v, "numpy") else np.asarray(v)) for k, v in item.raw.items()}
+    for i, prediction in enumerate(item.predictions):
+        if item.serialized is not None:
+            example = tf.train.Example.FromString(item.serialized[i])
+            key_feature = example.features.feature.get(KEY_FIELD)
+            key = None
+            if key_feature is not None:
+                values = key_feature.bytes_list.value or key_feature.int64_list.value
+                key = (
+                    (values[0].decode() if isinstance(values[0], bytes) else str(values[0]))
+                    if values
+                    else None
+                )
+                del example.features.feature[KEY_FIELD]
+        else:
+            example = tf.train.Example()
+            for name, column in raw.items():
+                value = column[i]
+                if not _is_missing(value):
+                    _set(example, name, value.item() if isinstance(value, np.generic) else value)
+            key = item.keys[i] if item.keys is not None else None
+        _set(example, PREDICTION, float(prediction))
+        _set(example, MODEL_VERSION, item.version)
+        _set(example, SIGNATURE, item.signature)
+        _set(example, TIME_US, item.time_us)
+        _set(example, REQUEST_ID, item.request_id)
+        if key is not None:
+            _set(example, KEY, str(key))
+        records.append(example.SerializeToString())
+    return records
+
+
+# ------------------------------------------------------------------ the logger
+
+
+class PredictionLogger:
+    """Samples answered examples on the request thread, writes them on its own thread."""
+
+    def __init__(
+        self,
+        folder: str | os.PathLike,
+        sample_rate: float = 1.0,
+        max_file_bytes: int = 64 << 20,
+        rotate_s: float = 300.0,
+        max_total_bytes: int = 1 << 30,
+        max_age_s: float = 30 * 86400.0,
+        queue_size: int = 10_000,
+        seed: int | None = None,
+        observers: Sequence[Callable[[LogItem, list[bytes]], None]] = (),
+    ):
+        if not 0.0 <= sample_rate <= 1.0:
+            raise ValueError(f"the log sample rate must be in [0, 1], got {sample_rate}")
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.sample_rate = sample_rate
+        self.max_file_bytes = max_file_bytes
+        self.rotate_s = rotate_s
+        self.max_total_bytes = max_total_bytes
+        self.max_age_s = max_age_s
+        self.observers = list(observers)  # Each gets every answered example (the live skew window).
+        self._rng = np.random.default_rng(seed)
+        self._queue: queue.Queue[LogItem] = queue.Queue(maxsize=queue_size)
+        self._stop = threading.Event()
+        self._handle = None
+        self._path: Path | None = None
+        self._opened_at = 0.0
+        self._written = 0
+        self._sequence = 0
+        self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
+        self._thread.start()
+
+    # -------------------------------------------------- request thread
+
+    def submit(self, item_fields: dict) -> None:
+        """Hand one answered request over; never blocks, never raises on a full queue."""
+        count = len(item_fields["predictions"])
+        keep = np.ones(count, bool) if self.sample_rate >= 1.0 else self._rng.random(count) < self.sample_rate
+        item = LogItem(time_us=time.time_ns() // 1000, keep=keep, **item_fields)
+        try:
+            self._queue.put_nowait(item)
+        except queue.Full:
+            DROPPED.labels("queue_full").inc(int(keep.sum()))
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Write what is queued, close the open file (renamed to its final name)."""
+        self._stop.set()
+        self._thread.join(timeout)
+
+    # -------------------------------------------------- writer thread
+
+    def _run(self) -> None:
+        while True:
+            try:
+                items = [self._queue.get(timeout=0.2)]
+            except queue.Empty:
+                if self._stop.is_set():
+                    self._close_file()
+                    return
+                self._maybe_rotate()
+                continue
+            while len(items) < 1000:
+                try:
+                    items.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            self._write(items)
+
+    def _write(self, items: list[LogItem]) -> None:
+        for item in items:
+            try:
+                records = build_examples(item)
+            except Exception:  # noqa: BLE001 - a record we cannot build must not stop the writer
+                log.exception("could not build the log records of request %s", item.request_id)
+                DROPPED.labels("build_error").inc(int(item.keep.sum()))
+                continue
+            for observer in self.observers:
+                try:
+                    observer(item, records)
+                except Exception:  # noqa: BLE001
+                    log.exception("prediction-log observer failed")
+            kept = [r for r, k in zip(records, item.keep) if k]
+            SAMPLED_OUT.inc(len(records) - len(kept))
+            if not kept:
+                continue
+            try:
+                self._maybe_rotate()
+                if self._handle is None:
+                    self._open_file()
+                data = b"".join(frame_record(r) for r in kept)
+                self._handle.write(data)
+                self._written += len(data)
+                LOGGED.inc(len(kept))
+            except OSError as error:
+                DROPPED.labels("write_error").inc(len(kept))
+                log.warning("prediction log write failed (%s): %d records dropped", error, len(kept))
+                self._abandon_file()
+
+    def _open_file(self) -> None:
+        self._sequence += 1
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        self._path = self.folder / f"predictions-{stamp}-{os.getpid()}-{self._sequence:06d}{OPEN_SUFFIX}"
+        # Unbuffered: each batch is one write() whose failure (a full disk) is seen at once.
+        self._handle = open(self._path, "ab", buffering=0)  # noqa: SIM115 - closed on rotation
+        self._opened_at = time.monotonic()
+        self._written = 0
+
+    def _abandon_file(self) -> None:
+        """After a failed write: close what is open (keeping its complete records)."""
+        try:
+            self._close_file()
+        except OSError:
+            self._handle, self._path = None, None
+
+    def _maybe_rotate(self) -> None:
+        if self._handle is None:
+            return
+        if self._written >= self.max_file_bytes or time.monotonic() - self._opened_at >= self.rotate_s:
+            self._close_file()
+
+    def _close_file(self) -> None:
+        if self._handle is None:
+            return
+        handle, path = self._handle, self._path
+        self._handle, self._path = None, None
+        try:
+            handle.close()
+        finally:
+            if path.stat().st_size:
+                path.rename(path.with_name(path.name.removesuffix(OPEN_SUFFIX) + SUFFIX))
+            else:
+                path.unlink()
+            enforce_caps(self.folder, self.max_total_bytes, self.max_age_s)
+
+
+def enforce_caps(
+    folder: Path, max_total_bytes: int, max_age_s: float, now: float | None = None
+) -> list[Path]:
+    """Delete closed log files older than `max_age_s`, then the oldest beyond `max_total_bytes`."""
+    now = time.time() if now is None else now
+    closed = sorted(folder.glob(f"predictions-*{SUFFIX}"), key=lambda p: (p.stat().st_mtime, p.name))
+    removed = []
+    for path in list(closed):
+        if now - path.stat().st_mtime > max_age_s:
+            path.unlink(missing_ok=True)
+            closed.remove(path)
+            removed.append(path)
+    total = sum(p.stat().st_size for p in closed)
+    while closed and total > max_total_bytes:
+        oldest = closed.pop(0)
+        total -= oldest.stat().st_size
+        oldest.unlink(missing_ok=True)
+        removed.append(oldest)
+    if removed:
+        log.info("prediction log caps: removed %d old file(s)", len(removed))
+    return removed
+
+
+# ------------------------------------------------------------------ reading
+
+
+@dataclasses.dataclass
+class LoggedExamples:
+    """Logged examples and their log-only fields, column-wise."""
+
+    serialized: list[bytes]  # the raw features only (log-only fields removed)
+    predictions: np.ndarray
+    versions: np.ndarray
+    signatures: list[str]
+    times_us: np.ndarray
+    request_ids: list[str]
+    keys: list[str | None]
+
+    def __len__(self) -> int:
+        return len(self.serialized)
+
+    def select(self, mask: np.ndarray) -> LoggedExamples:
+        idx = np.flatnonzero(mask)
+        return LoggedExamples(
+            [self.serialized[i] for i in idx],
+            self.predictions[idx],
+            self.versions[idx],
+            [self.signatures[i] for i in idx],
+            self.times_us[idx],
+            [self.request_ids[i] for i in idx],
+            [self.keys[i] for i in idx],
+        )
+
+
+def log_files(folder: str | os.PathLike) -> list[Path]:
+    """Closed and open log files, oldest first."""
+    folder = Path(folder)
+    files = list(folder.glob(f"predictions-*{SUFFIX}")) + list(folder.glob(f"predictions-*{OPEN_SUFFIX}"))
+    return sorted(files, key=lambda p: p.name)
+
+
+def read_logs(folder: str | os.PathLike, since_us: int | None = None) -> LoggedExamples:
+    """Every logged example under `folder` (answered at or after `since_us`, when given)."""
+    import tensorflow as tf
+
+    columns = {
+        name: [] for name in ("serialized", "predictions", "versions", "signatures", "times", "ids", "keys")
+    }
+    for path in log_files(folder):
+        for record in read_records(path):
+            example = tf.train.Example.FromString(record)
+            fields = example.features.feature
+            time_us = fields[TIME_US].int64_list.value[0]
+            if since_us is not None and time_us < since_us:
+                continue
+            columns["predictions"].append(fields[PREDICTION].float_list.value[0])
+            columns["versions"].append(fields[MODEL_VERSION].int64_list.value[0])
+            columns["signatures"].append(fields[SIGNATURE].bytes_list.value[0].decode())
+            columns["times"].append(time_us)
+            columns["ids"].append(fields[REQUEST_ID].bytes_list.value[0].decode())
+            key = fields[KEY].bytes_list.value[0].decode() if KEY in fields else None
+            columns["keys"].append(key)
+            for name in META_FEATURES:
+                if name in fields:
+                    del fields[name]
+            columns["serialized"].append(example.SerializeToString())
+    return LoggedExamples(
+        columns["serialized"],
+        np.asarray(columns["predictions"], dtype=np.float64),
+        np.asarray(columns["versions"], dtype=np.int64),
+        columns["signatures"],
+        np.asarray(columns["times"], dtype=np.int64),
+        columns["ids"],
+        columns["keys"],
+    )
