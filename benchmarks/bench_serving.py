@@ -6,9 +6,12 @@ Needs a pushed model (`make run` first). Serves a copy of the serving directory 
 phase adds a version to the copy, never to the original), then for single examples and
 batches of 64 (raw-feature signature, row format) at concurrency 1, 8 and 32 measures
 latency p50/p99, requests/s and examples/s, and counts errors; the in-process baseline calls
-the same signature with the same rows (as tensors) from one thread. Finally a hot swap under
-load (concurrency 8): a new version is pushed while clients run; every request must succeed.
-Prints medians over --repeat rounds.
+the same signature with the same rows (as tensors) from one thread. The prediction log's cost:
+a second server with the log on (every example, `--log-sample-rate 1`) takes the same
+concurrency-1 load right after the one without it (`--no-prediction-log`), in each round;
+the p50s are compared and the records written and dropped are counted. Finally a hot swap
+under load (concurrency 8): a new version is pushed while clients run; every request must
+succeed. Prints medians over --repeat rounds.
 """
 
 from __future__ import annotations
@@ -137,7 +140,7 @@ def in_process(model_dir: Path, rows: list[dict], seconds: float) -> dict:
     return {"p50_ms": percentile(latencies, 0.5) * 1000, "p99_ms": percentile(latencies, 0.99) * 1000}
 
 
-def start_server(base: Path, port: int, log_path: Path) -> subprocess.Popen:
+def start_server(base: Path, port: int, log_path: Path, extra: list[str]) -> subprocess.Popen:
     log = open(log_path, "w")  # noqa: SIM115 - the process owns it
     process = subprocess.Popen(
         [
@@ -151,6 +154,7 @@ def start_server(base: Path, port: int, log_path: Path) -> subprocess.Popen:
             str(port),
             "--poll-s",
             "0.5",
+            *extra,
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -170,6 +174,18 @@ def start_server(base: Path, port: int, log_path: Path) -> subprocess.Popen:
         time.sleep(0.5)
     process.kill()
     raise RuntimeError("serve did not come up:\n" + log_path.read_text())
+
+
+def _dropped(port: int) -> float:
+    """taxi_prediction_log_dropped_total summed over reasons, from the server's /metrics."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    connection.request("GET", "/metrics")
+    text = connection.getresponse().read().decode()
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("taxi_prediction_log_dropped_total{")
+    )
 
 
 def served_version(port: int) -> int:
@@ -221,12 +237,15 @@ def main() -> int:
         1: json.dumps({"signature_name": "serving_raw", "instances": raw_rows(1)}).encode(),
         64: json.dumps({"signature_name": "serving_raw", "instances": raw_rows(64)}).encode(),
     }
-    port = free_port()
-    process = start_server(base, port, work / "serve.log")
+    port, log_port = free_port(), free_port()
+    process = start_server(base, port, work / "serve.log", ["--no-prediction-log"])
+    logs = work / "prediction-logs"
+    log_process = start_server(base, log_port, work / "serve-logged.log", ["--log-dir", str(logs)])
     rounds: dict[tuple, list[dict]] = {}
     try:
         for body in bodies.values():  # warm-up
             load(port, body, 2, 1.0)
+            load(log_port, body, 2, 1.0)
         for _ in range(args.repeat):
             for batch, body in bodies.items():
                 rounds.setdefault(("in-process", batch, 1), []).append(
@@ -236,10 +255,22 @@ def main() -> int:
                     rounds.setdefault(("http", batch, concurrency), []).append(
                         load(port, body, concurrency, args.seconds)
                     )
+                    if concurrency == 1:
+                        rounds.setdefault(("http+log", batch, 1), []).append(
+                            load(log_port, body, 1, args.seconds)
+                        )
+        dropped = _dropped(log_port)
+        log_process.terminate()
+        log_process.wait(timeout=30)
+        from serving.prediction_log import read_logs
+
+        logged = len(read_logs(logs))
         swap = hot_swap(port, base, bodies[1], max(args.seconds, 6.0))
     finally:
-        process.terminate()
-        process.wait(timeout=30)
+        for server in (process, log_process):
+            if server.poll() is None:
+                server.terminate()
+                server.wait(timeout=30)
 
     def median(key, field):
         return statistics.median(r[field] for r in rounds[key])
@@ -265,6 +296,13 @@ def main() -> int:
                 f"{path:<11}{batch:>6}{concurrency:>6}{p50:>9.2f}{p99:>9.2f}{rps:>9.0f}{rps * batch:>9.0f}"
                 f"{errors:>8}{p50 / floor:>15.1f}x"
             )
+    for batch in bodies:
+        off, on = median(("http", batch, 1), "p50_ms"), median(("http+log", batch, 1), "p50_ms")
+        print(
+            f"prediction log, batch {batch}, concurrency 1: p50 {off:.2f} ms without, {on:.2f} ms with "
+            f"({(on / off - 1) * 100:+.1f}%)"
+        )
+    print(f"prediction log: {logged:,} examples written, {dropped:,.0f} dropped")
     print(
         f"hot swap under load (8 clients, single examples): {swap['requests']} requests, "
         f"{swap['errors']} errors, "
@@ -272,7 +310,9 @@ def main() -> int:
         f"p99 {swap['p99_ms']:.1f} ms"
     )
     shutil.rmtree(work, ignore_errors=True)
-    total_errors = swap["errors"] + sum(r["errors"] for k, rs in rounds.items() if k[0] == "http" for r in rs)
+    total_errors = swap["errors"] + sum(
+        r["errors"] for k, rs in rounds.items() if k[0].startswith("http") for r in rs
+    )
     return 1 if total_errors else 0
 
 

@@ -37,12 +37,20 @@ def add_commands(commands) -> None:
     serve = commands.add_parser(
         "serve", help="serve the pushed model (KServe model server, TF Serving REST API)"
     )
-    serve.add_argument("--root", default=str(DEFAULT_ROOT))
+    serve.add_argument(
+        "--root",
+        default=None,
+        help=f"run root: its serving directory, ML Metadata and prediction logs (default {DEFAULT_ROOT}, "
+        "or the root above --serving-dir)",
+    )
     serve.add_argument("--serving-dir", help="the model's serving base directory (default: the root's)")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0: every interface)")
     serve.add_argument("--port", type=int, default=8501)
     serve.add_argument("--poll-s", type=float, default=1.0, help="how often to look for a new version")
     serve.add_argument("--log-dir", help="prediction logs (default: <root>/prediction-logs)")
+    serve.add_argument(
+        "--no-prediction-log", action="store_true", help="no prediction log and no live skew gauges"
+    )
     serve.add_argument(
         "--log-sample-rate",
         type=float,
@@ -103,10 +111,21 @@ def verify_command(args: argparse.Namespace) -> int:
     return EXIT_OK if verdict.blessed else EXIT_FAILED
 
 
+def _root(args: argparse.Namespace):
+    """The run root: --root; else the one --serving-dir sits in (<root>/serving/<model>); else the default."""
+    from pathlib import Path
+
+    if getattr(args, "root", None):
+        return Path(args.root)
+    if getattr(args, "serving_dir", None):
+        return Path(args.serving_dir).absolute().parent.parent
+    return DEFAULT_ROOT
+
+
 def _serving_base(args: argparse.Namespace):
     from pathlib import Path
 
-    return Path(args.serving_dir) if args.serving_dir else PipelineConfig(root=args.root).serving_dir
+    return Path(args.serving_dir) if args.serving_dir else PipelineConfig(root=_root(args)).serving_dir
 
 
 def serve_command(args: argparse.Namespace) -> int:
@@ -123,10 +142,10 @@ def serve_command(args: argparse.Namespace) -> int:
     if args.skew_window < 1 or args.skew_interval_s <= 0 or args.log_rotate_s <= 0:
         print("error: --skew-window, --skew-interval-s and --log-rotate-s must be positive", file=sys.stderr)
         return EXIT_USAGE
-    logger, live_skew = _prediction_log(args)
+    logger, live_skew = (None, None) if args.no_prediction_log else _prediction_log(args)
     try:
         model_server.serve(
-            PipelineConfig(root=args.root).model_name,
+            PipelineConfig(root=_root(args)).model_name,
             base,
             args.host,
             args.port,
@@ -152,7 +171,8 @@ def _prediction_log(args: argparse.Namespace):
     from serving.prediction_log import LOG_FOLDER, PredictionLogger
     from serving.skew import RollingSkew
 
-    config = PipelineConfig(root=args.root)
+    root = _root(args)
+    config = PipelineConfig(root=root)
     live_skew = RollingSkew(
         reference_for(config.metadata_path),
         load_schema(),
@@ -160,7 +180,7 @@ def _prediction_log(args: argparse.Namespace):
         interval_s=args.skew_interval_s,
     )
     logger = PredictionLogger(
-        Path(args.log_dir) if args.log_dir else Path(args.root) / LOG_FOLDER,
+        Path(args.log_dir) if args.log_dir else root / LOG_FOLDER,
         sample_rate=args.log_sample_rate,
         max_total_bytes=int(args.log_max_mb * (1 << 20)),
         max_age_s=args.log_max_age_days * 86400.0,

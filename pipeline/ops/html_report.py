@@ -433,6 +433,58 @@ window.addEventListener('load', function () {
 """
 
 
+def _production(root: Path) -> str:
+    """`monitor`'s reports over time: skew, prediction drift, realized against the Evaluator."""
+    import json
+
+    from pipeline.ops.monitor import MONITOR_FOLDER
+
+    reports = []
+    for path in sorted((root / MONITOR_FOLDER).glob("*.json")):
+        try:
+            reports.append(json.loads(path.read_text()))
+        except (OSError, ValueError):
+            continue  # A report being written, or not ours: the others still show.
+    if not reports:
+        return (
+            '<section id="production"><h2>Production</h2><p>No monitor report yet: serve the model '
+            "(<code>python -m pipeline serve</code>) and run <code>python -m pipeline monitor</code>."
+            "</p></section>"
+        )
+    reports.sort(key=lambda r: r.get("created", ""))
+    rows, points, labels = [], {"realized AUC": [], "Evaluator AUC": [], "realized accuracy": []}, []
+    for report in reports:
+        for version in report.get("versions", []):
+            findings = [f for f in report.get("findings", []) if f["version"] == version["version"]]
+            skewed = [d["feature"] for d in version.get("skew", []) if d["value"] > d["threshold"]]
+            realized = version.get("realized") or {}
+            evaluator = version.get("evaluator") or {}
+            rows.append(
+                f"<tr><td>{_e(report.get('created'))}</td><td>{_e(version['version'])}</td>"
+                f"<td>{version['examples']:,}</td><td>{_e(', '.join(skewed) or 'none')}</td>"
+                f"<td>{_fmt(version.get('prediction_drift'))}</td>"
+                f"<td>{_fmt(realized.get('accuracy'))} / {_fmt(evaluator.get('accuracy'))}</td>"
+                f"<td>{_fmt(realized.get('auc'))} / {_fmt(evaluator.get('auc'))}</td>"
+                f"<td>{len(findings)}</td></tr>"
+            )
+            if realized.get("auc") is not None:
+                labels.append(f"v{str(version['version'])[-4:]}")
+                points["realized AUC"].append(realized.get("auc"))
+                points["Evaluator AUC"].append(evaluator.get("auc"))
+                points["realized accuracy"].append(realized.get("accuracy"))
+    chart = (
+        line_chart("production", points, labels, [True] * len(labels))
+        if labels
+        else "<p>No labelled outcomes joined yet (<code>monitor --labels</code>).</p>"
+    )
+    return (
+        f'<section id="production"><h2>Production ({len(reports)} monitor reports)</h2>{chart}'
+        "<table><tr><th>monitored</th><th>version</th><th>requests</th><th>skewed features</th>"
+        "<th>prediction drift</th><th>accuracy realized / Evaluator</th><th>AUC realized / Evaluator</th>"
+        f"<th>findings</th></tr>{''.join(rows)}</table></section>"
+    )
+
+
 def build_html(metadata_path: str | Path, run_id: str | None = None) -> str:
     """The report page for run `run_id` (default: the newest)."""
     metadata_path = Path(metadata_path)
@@ -453,6 +505,7 @@ def build_html(metadata_path: str | Path, run_id: str | None = None) -> str:
         _gate(current),
         _anomalies_and_drift(current),
         _statistics(current),
+        _production(metadata_path.parent.parent),
     ]
     return (
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"

@@ -35,6 +35,7 @@ class VersionLineage:
     examples_uri: str
     statistics_uri: str | None
     evaluation_uri: str | None
+    span: int | None = None  # the newest span the model was trained on (ExampleGen's `span`)
 
     def training_statistics_path(self) -> str | None:
         """The train split's TFDV statistics file of the examples the model was trained on."""
@@ -113,4 +114,12 @@ def version_lineage(metadata_path: str | Path, version: int) -> VersionLineage:
         examples_uri=examples[0].uri,
         statistics_uri=statistics_uri,
         evaluation_uri=evaluation_uri,
+        span=_span(examples[0]),
     )
+
+
+def _span(examples) -> int | None:
+    for properties in (examples.properties, examples.custom_properties):  # TFX 1.16: custom
+        if "span" in properties:
+            return properties["span"].int_value
+    return None

@@ -369,3 +369,18 @@ def test_the_server_log_shows_no_logging_failure(world):
     assert "prediction log write failed" not in world["serve_log"]
     assert "live skew update failed" not in world["serve_log"]
     assert not math.isnan(world["live_clean"][0])
+
+
+def test_the_report_has_a_production_section_over_time(world, tmp_path):
+    out = tmp_path / "report.html"
+    status, _, err = cli("report", "--root", str(world["root"]), "--out", str(out))
+    assert status == EXIT_OK, err
+    page = out.read_text()
+    section = page[page.index('<section id="production">') :]
+    section = section[: section.index("</section>")]
+    # The cents and weak monitors wrote to <root>/monitor/ (the clean one to --json elsewhere).
+    assert "Production (2 monitor reports)" in section
+    assert 'data-chart="production"' in section
+    assert "company, fare" in section  # the cents report's skewed features
+    v1, v2 = str(world["v1"]), str(world["v2"])
+    assert section.count(f"<td>{v2}</td>") == 1 and section.count(f"<td>{v1}</td>") == 2
