@@ -129,7 +129,7 @@ def in_process(model_dir: Path, rows: list[dict], seconds: float) -> dict:
     model = tf.saved_model.load(str(model_dir))
     signature = model.signatures["serving_raw"]
     specs = raw_input_specs(signature)
-    tensors = check_raw_request(specs, raw_features("row", rows, specs))
+    tensors = check_raw_request(specs, raw_features("row", rows, specs)[0])
     signature(**tensors)  # warm-up
     latencies = []
     deadline = time.perf_counter() + seconds

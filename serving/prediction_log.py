@@ -1,8 +1,9 @@
 """Prediction logs: every answered example, as TFRecord files of tf.Examples, written off the request path.
 
 Format: one tf.Example per answered example, in TFRecord files under `<root>/prediction-logs/`.
-The example holds the raw features as the client sent them (a missing value is an absent
-feature, as ExampleGen writes a blank CSV cell), so TFDV reads the folder directly
+The example holds the raw features as the client sent them (a missing value is an empty value
+list, as ExampleGen writes a blank CSV cell; a serialized example's absent feature stays
+absent), so TFDV reads the folder directly
 (`tfdv.generate_statistics_from_tfrecord('<root>/prediction-logs/*.tfrecord')`) and so does
 TFX's `ImportExampleGen` (input_base = the folder): the same format our ExampleGen writes, no
 converter in between. TF Serving's PredictionLog protos would need one (TFDV reads
@@ -18,7 +19,8 @@ the complete records of the open one). A file is closed at `max_file_bytes` or a
 exceeds `max_total_bytes`.
 
 Off the request path: a request only draws the sample and puts one item on a bounded queue;
-a writer thread builds the examples, appends them and flushes. A full queue (a slow writer)
+every `flush_s` (0.25 s) a writer thread takes whatever arrived, builds all its examples in
+one columnar encode (C++) and appends them in one write. A full queue (a slow writer)
 or a failed write (a full disk) drops records and counts them in
 `taxi_prediction_log_dropped_total{reason}`; a request is never delayed or failed by logging.
 """
@@ -126,61 +128,88 @@ def read_records(path: str | os.PathLike) -> Iterator[bytes]:
 # ------------------------------------------------------------------ records
 
 
-def _set(example, name: str, value) -> None:
-    feature = example.features.feature[name]
-    if isinstance(value, bytes | str):
-        feature.bytes_list.value.append(value.encode() if isinstance(value, str) else value)
-    elif isinstance(value, float | np.floating):
-        feature.float_list.value.append(float(value))
+def _arrow_column(values: np.ndarray):
+    """One raw feature's values -> an Arrow array whose missing markers are nulls (absent)."""
+    import pyarrow as pa
+
+    if values.dtype.kind == "f":
+        return pa.array(values.astype(np.float32), mask=np.isnan(values))
+    if values.dtype.kind in "iu":
+        return pa.array(values.astype(np.int64), mask=values == features.MISSING_INT)
+    items = [v if isinstance(v, bytes) else str(v).encode() for v in values.tolist()]
+    return pa.array(items, type=pa.binary(), mask=np.asarray([v == b"" for v in items], dtype=bool))
+
+
+def _as_lists(array):
+    """A primitive Arrow array -> one-value lists, a null -> an empty list (an absent feature)."""
+    import pyarrow as pa
+
+    valid = np.asarray(array.is_valid())
+    offsets = np.concatenate([[0], np.cumsum(valid)]).astype(np.int32)
+    return pa.ListArray.from_arrays(pa.array(offsets, type=pa.int32()), array.drop_null())
+
+
+def _key_text(values) -> str | None:
+    if not values:
+        return None
+    value = values[0]
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def build_examples(items: Sequence[LogItem]) -> list[bytes]:
+    """The logged tf.Examples of requests of one signature, in order (sampling comes after).
+
+    Columnar and in C++, over every request the writer drained at once: the requests' columns
+    become one Arrow record batch (a missing marker is an empty list, which the encoder writes
+    as an empty value list, as ExampleGen does), the log-only fields are columns beside them,
+    and tfx_bsl's RecordBatchToExamplesEncoder writes the examples. serving_default requests'
+    examples are decoded by tfx_bsl's decoder first, so both signatures log the same layout.
+    """
+    import pyarrow as pa
+    from tfx_bsl.coders import example_coder
+
+    if not items:
+        return []
+    counts = [len(item.predictions) for item in items]
+    columns: dict[str, object] = {}
+    keys = [
+        k for item in items for k in (item.keys if item.keys is not None else [None] * len(item.predictions))
+    ]
+    if items[0].serialized is not None:
+        batch = example_coder.ExamplesToRecordBatchDecoder().DecodeBatch(
+            [record for item in items for record in item.serialized]
+        )
+        for name, column in zip(batch.schema.names, batch.columns):
+            if name == KEY_FIELD:
+                keys = [_key_text(v) for v in column.to_pylist()]
+            elif not pa.types.is_null(column.type) and not pa.types.is_null(column.type.value_type):
+                columns[name] = column  # an all-absent feature stays absent
     else:
-        feature.int64_list.value.append(int(value))
+        for name in items[0].raw:
+            values = [item.raw[name] for item in items]
+            columns[name] = _arrow_column(
+                np.concatenate([v.numpy() if hasattr(v, "numpy") else np.asarray(v) for v in values])
+            )
+    columns = {
+        name: c if pa.types.is_list(c.type) or pa.types.is_large_list(c.type) else _as_lists(c)
+        for name, c in columns.items()
+    }
 
+    def repeated(values, dtype):
+        return np.repeat(np.asarray(values, dtype=dtype), counts)
 
-def _is_missing(value) -> bool:
-    if isinstance(value, bytes | str):
-        return value in (b"", "")
-    if isinstance(value, float | np.floating):
-        return bool(np.isnan(value))
-    return int(value) == features.MISSING_INT
-
-
-def build_examples(item: LogItem) -> list[bytes]:
-    """The logged tf.Examples of one request, all of them (the sample is applied by the writer)."""
-    import tensorflow as tf
-
-    records = []
-    raw = None
-    if item.raw is not None:
-        raw = {k: (v.numpy() if hasattr(v, "numpy") else np.asarray(v)) for k, v in item.raw.items()}
-    for i, prediction in enumerate(item.predictions):
-        if item.serialized is not None:
-            example = tf.train.Example.FromString(item.serialized[i])
-            key_feature = example.features.feature.get(KEY_FIELD)
-            key = None
-            if key_feature is not None:
-                values = key_feature.bytes_list.value or key_feature.int64_list.value
-                key = (
-                    (values[0].decode() if isinstance(values[0], bytes) else str(values[0]))
-                    if values
-                    else None
-                )
-                del example.features.feature[KEY_FIELD]
-        else:
-            example = tf.train.Example()
-            for name, column in raw.items():
-                value = column[i]
-                if not _is_missing(value):
-                    _set(example, name, value.item() if isinstance(value, np.generic) else value)
-            key = item.keys[i] if item.keys is not None else None
-        _set(example, PREDICTION, float(prediction))
-        _set(example, MODEL_VERSION, item.version)
-        _set(example, SIGNATURE, item.signature)
-        _set(example, TIME_US, item.time_us)
-        _set(example, REQUEST_ID, item.request_id)
-        if key is not None:
-            _set(example, KEY, str(key))
-        records.append(example.SerializeToString())
-    return records
+    columns[PREDICTION] = pa.array(np.concatenate([item.predictions for item in items]).astype(np.float32))
+    columns[MODEL_VERSION] = pa.array(repeated([item.version for item in items], np.int64))
+    columns[SIGNATURE] = pa.array(repeated([item.signature.encode() for item in items], object), pa.binary())
+    columns[TIME_US] = pa.array(repeated([item.time_us for item in items], np.int64))
+    columns[REQUEST_ID] = pa.array(
+        repeated([item.request_id.encode() for item in items], object), pa.binary()
+    )
+    columns[KEY] = pa.array([None if k is None else str(k).encode() for k in keys], type=pa.binary())
+    for name in META_FEATURES:
+        columns[name] = _as_lists(columns[name])
+    batch = pa.RecordBatch.from_arrays(list(columns.values()), list(columns))
+    return example_coder.RecordBatchToExamplesEncoder().encode(batch)
 
 
 # ------------------------------------------------------------------ the logger
@@ -199,7 +228,8 @@ class PredictionLogger:
         max_age_s: float = 30 * 86400.0,
         queue_size: int = 10_000,
         seed: int | None = None,
-        observers: Sequence[Callable[[LogItem, list[bytes]], None]] = (),
+        observers: Sequence[Callable[[list[bytes], np.ndarray, np.ndarray], None]] = (),
+        flush_s: float = 0.25,
     ):
         if not 0.0 <= sample_rate <= 1.0:
             raise ValueError(f"the log sample rate must be in [0, 1], got {sample_rate}")
@@ -210,7 +240,9 @@ class PredictionLogger:
         self.rotate_s = rotate_s
         self.max_total_bytes = max_total_bytes
         self.max_age_s = max_age_s
-        self.observers = list(observers)  # Each gets every answered example (the live skew window).
+        # Each observer gets every answered example: (records, predictions, versions).
+        self.observers = list(observers)
+        self.flush_s = flush_s
         self._rng = np.random.default_rng(seed)
         self._queue: queue.Queue[LogItem] = queue.Queue(maxsize=queue_size)
         self._stop = threading.Event()
@@ -243,35 +275,44 @@ class PredictionLogger:
 
     def _run(self) -> None:
         while True:
-            try:
-                items = [self._queue.get(timeout=0.2)]
-            except queue.Empty:
-                if self._stop.is_set():
-                    self._close_file()
-                    return
-                self._maybe_rotate()
-                continue
-            while len(items) < 1000:
+            # Every flush_s, whatever arrived: one encode and one write for all of it, so the
+            # per-request cost on this thread (which shares the GIL with requests) is small.
+            stopping = self._stop.wait(self.flush_s)
+            items = []
+            while True:
                 try:
                     items.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
-            self._write(items)
+            if items:
+                self._write(items)
+            else:
+                self._maybe_rotate()
+            if stopping and self._queue.empty():
+                self._close_file()
+                return
 
     def _write(self, items: list[LogItem]) -> None:
-        for item in items:
+        groups = [
+            [item for item in items if item.serialized is None],
+            [item for item in items if item.serialized is not None],
+        ]
+        for group in (g for g in groups if g):
             try:
-                records = build_examples(item)
-            except Exception:  # noqa: BLE001 - a record we cannot build must not stop the writer
-                log.exception("could not build the log records of request %s", item.request_id)
-                DROPPED.labels("build_error").inc(int(item.keep.sum()))
+                records = build_examples(group)
+            except Exception:  # noqa: BLE001 - records we cannot build must not stop the writer
+                log.exception("could not build the log records of %d request(s)", len(group))
+                DROPPED.labels("build_error").inc(int(sum(item.keep.sum() for item in group)))
                 continue
+            predictions = np.concatenate([item.predictions for item in group])
+            versions = np.repeat([item.version for item in group], [len(item.predictions) for item in group])
             for observer in self.observers:
                 try:
-                    observer(item, records)
+                    observer(records, predictions, versions)
                 except Exception:  # noqa: BLE001
                     log.exception("prediction-log observer failed")
-            kept = [r for r, k in zip(records, item.keep) if k]
+            keep = np.concatenate([item.keep for item in group])
+            kept = [r for r, k in zip(records, keep) if k]
             SAMPLED_OUT.inc(len(records) - len(kept))
             if not kept:
                 continue
@@ -405,7 +446,7 @@ def read_logs(folder: str | os.PathLike, since_us: int | None = None) -> LoggedE
             columns["signatures"].append(fields[SIGNATURE].bytes_list.value[0].decode())
             columns["times"].append(time_us)
             columns["ids"].append(fields[REQUEST_ID].bytes_list.value[0].decode())
-            key = fields[KEY].bytes_list.value[0].decode() if KEY in fields else None
+            key = _key_text(fields[KEY].bytes_list.value) if KEY in fields else None
             columns["keys"].append(key)
             for name in META_FEATURES:
                 if name in fields:

@@ -161,10 +161,10 @@ class RollingSkew:
         self.last: list[Distance] = []
         self.gauges = _gauges(Gauge)
 
-    def observe(self, item, records: list[bytes]) -> None:
+    def observe(self, records: list[bytes], predictions, versions) -> None:
+        """Add answered examples (the prediction log's writer thread calls this)."""
         with self._lock:
-            for record, prediction in zip(records, item.predictions):
-                self._items.append((item.version, record, float(prediction)))
+            self._items.extend(zip(versions.tolist(), records, predictions.tolist()))
 
     def reference(self, version: int) -> Reference | None:
         if version not in self._references:

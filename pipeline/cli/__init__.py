@@ -7,11 +7,12 @@ with our signatures against raw data. `compile` writes the Kubeflow (KFP v2) pip
 `deploy` uploads it and keeps one weekly recurring run, `manifest --serving` prints the KServe
 InferenceService for the pushed model. `serve` serves the pushed model over TF Serving's REST
 API (and logs what it answers); `rollback` makes an older pushed version the served one;
+`receive-logs` turns KServe's inference-logger events into the same logs;
 `monitor` compares the logged requests with training data, the served predictions with eval,
 and the served answers with real outcomes.
 
-Groups: `training` (run, replay, schedule), `serving` (verify, serve, rollback), `monitoring`
-(monitor), `history` (runs, report), `kubeflow` (compile, deploy, manifest). Exit statuses:
+Groups: `training` (run, replay, schedule), `serving` (verify, serve, receive-logs, rollback),
+`monitoring` (monitor), `history` (runs, report), `kubeflow` (compile, deploy, manifest). Exit statuses:
 `pipeline.ops.exit_codes`.
 """
 

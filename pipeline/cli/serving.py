@@ -65,6 +65,16 @@ def add_commands(commands) -> None:
     )
     serve.add_argument("--skew-interval-s", type=float, default=10.0, help="how often the gauges update")
     serve.set_defaults(handler=serve_command)
+    receive = commands.add_parser(
+        "receive-logs",
+        help="receive KServe's inference-logger CloudEvents into the prediction logs (for monitor)",
+    )
+    receive.add_argument("--root", default=None, help=f"run root (default {DEFAULT_ROOT})")
+    receive.add_argument("--serving-dir", help="the model's serving base directory (default: the root's)")
+    receive.add_argument("--log-dir", help="prediction logs (default: <root>/prediction-logs)")
+    receive.add_argument("--host", default="127.0.0.1")
+    receive.add_argument("--port", type=int, default=8502)
+    receive.set_defaults(handler=receive_logs_command)
     rollback = commands.add_parser("rollback", help="serve an older pushed version (newer ones are kept)")
     rollback.add_argument("--root", default=str(DEFAULT_ROOT))
     rollback.add_argument("--serving-dir", help="the model's serving base directory (default: the root's)")
@@ -188,6 +198,26 @@ def _prediction_log(args: argparse.Namespace):
         observers=[live_skew.observe],
     )
     return logger, live_skew
+
+
+def receive_logs_command(args: argparse.Namespace) -> int:
+    """Run the CloudEvent receiver until interrupted."""
+    from pathlib import Path
+
+    from serving.kserve_logger import CloudEventReceiver, serve_receiver
+    from serving.prediction_log import LOG_FOLDER, PredictionLogger
+    from serving.versions import target_version
+
+    base = _serving_base(args)
+    logger = PredictionLogger(Path(args.log_dir) if args.log_dir else _root(args) / LOG_FOLDER)
+    try:
+        serve_receiver(CloudEventReceiver(logger, lambda: target_version(base)), args.host, args.port)
+    except OSError as error:
+        print(f"error: cannot listen on {args.host}:{args.port}: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    finally:
+        logger.close()
+    return EXIT_OK
 
 
 def rollback_command(args: argparse.Namespace) -> int:

@@ -87,16 +87,13 @@ def test_prediction_drift_is_a_jensen_shannon_divergence_over_ten_bins():
 def test_the_live_window_exports_distances_and_the_mean_against_the_versions_reference(spans):
     from prometheus_client import REGISTRY
 
-    from serving.prediction_log import LogItem
-
     _, examples, training = spans
     live = skew.RollingSkew(lambda version: skew.Reference(training, 0.42), load_schema(), window=1000)
     batch = examples[8][:500]
-    item = LogItem(5, "serving_raw", "r", 0, np.full(len(batch), 0.3), np.ones(len(batch), bool))
-    live.observe(item, batch)
+    live.observe(batch, np.full(500, 0.3), np.full(500, 5))
     assert live.update() == []  # 500 < MIN_SERVED_EXAMPLES: nothing computed yet
     assert REGISTRY.get_sample_value("taxi_serving_skew_window_examples") == 500
-    live.observe(item, examples[8][500:1500])
+    live.observe(examples[8][500:1500], np.full(1000, 0.3), np.full(1000, 5))
     found = live.update()
     assert len(found) == 14 and not [d for d in found if d.skewed]
     fare = REGISTRY.get_sample_value(

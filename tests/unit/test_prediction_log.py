@@ -42,6 +42,10 @@ def example_item(key_value) -> dict:
     }
 
 
+def _values(feature) -> list:
+    return list(getattr(feature, feature.WhichOneof("kind")).value)
+
+
 def counter(metric, **labels) -> float:
     return (metric.labels(**labels) if labels else metric)._value.get()
 
@@ -62,9 +66,10 @@ def test_logged_examples_hold_the_raw_features_the_prediction_and_the_key(tmp_pa
     first = tf.train.Example.FromString(logged.serialized[0]).features.feature
     assert first["fare"].float_list.value == [12.5]
     assert first["company"].bytes_list.value == [b"Flash Cab"]
-    # Missing markers (NaN, -1, "") are absent features, as ExampleGen writes a blank cell.
+    # Missing markers (NaN, -1, "") are empty value lists, as ExampleGen writes a blank cell.
     last_raw = tf.train.Example.FromString(logged.serialized[2]).features.feature
-    assert set(last_raw) == set()
+    assert set(last_raw) == {"fare", "trip_start_hour", "company"}
+    assert not any(last_raw[name].WhichOneof("kind") and _values(last_raw[name]) for name in last_raw)
     # The key and the log-only fields are not features of the logged request.
     served = tf.train.Example.FromString(logged.serialized[3]).features.feature
     assert set(served) == {"fare"}
@@ -82,7 +87,8 @@ def test_tfdv_reads_the_log_folder_directly(tmp_path):
     dataset = stats.datasets[0]
     assert dataset.num_examples == 50
     by_name = {f.path.step[0]: f for f in dataset.features}
-    assert by_name["fare"].num_stats.common_stats.num_non_missing == 49
+    # 49 fares and one empty value list (the missing one), counted as ExampleGen's are.
+    assert by_name["fare"].num_stats.common_stats.tot_num_values == 49
     assert by_name[plog.PREDICTION].num_stats.max == pytest.approx(0.9, rel=1e-6)
 
 
@@ -98,10 +104,10 @@ def test_the_sample_rate_logs_that_share_of_examples(tmp_path):
 
 
 def test_files_rotate_by_size_and_the_folder_is_capped(tmp_path):
-    logger = PredictionLogger(tmp_path, max_file_bytes=2_000, max_total_bytes=6_000)
+    logger = PredictionLogger(tmp_path, max_file_bytes=2_000, max_total_bytes=6_000, flush_s=0.01)
     for _ in range(30):
         logger.submit(raw_item(10))
-        time.sleep(0.01)
+        time.sleep(0.03)  # about one flush per request: a file closes once it passes 2,000 bytes
     logger.close()
     files = sorted(tmp_path.glob("*.tfrecord"))
     assert len(files) >= 2
