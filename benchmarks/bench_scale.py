@@ -54,7 +54,7 @@ def prepare(work: Path, factor: int) -> tuple[Path, Path]:
     return data, data / "all"
 
 
-def run_both(work: Path, factor: int, skip_reference: bool) -> dict:
+def run_both(work: Path, factor: int, skip_reference: bool, ours_args: tuple[str, ...] = ()) -> dict:
     spans, single = prepare(work, factor)
     python = sys.executable
     results = {}
@@ -62,7 +62,10 @@ def run_both(work: Path, factor: int, skip_reference: bool) -> dict:
     shutil.rmtree(ours, ignore_errors=True)
     print(f"{factor}x: ours, cold ...", flush=True)
     results["ours"] = measure(
-        [python, "-m", "pipeline", "run", "--root", str(ours), "--data-root", str(spans), "--window", "0"],
+        [
+            *(python, "-m", "pipeline", "run", "--root", str(ours), "--data-root", str(spans)),
+            *("--window", "0", *ours_args),
+        ],
         work / f"ours-{factor}x.log",
     )
     results["ours"]["root"] = str(ours)
@@ -150,12 +153,22 @@ def main() -> None:
     parser.add_argument("--scales", default="10,100", help="comma-separated factors of the sample")
     parser.add_argument("--work-dir", default=str(REPO / "runs" / "bench-scale"), help="data and run roots")
     parser.add_argument("--skip-reference", action="store_true")
+    parser.add_argument(
+        "--ours-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="extra argument for our run (repeatable), e.g. --ours-arg=--beam-arg=--direct_num_workers=1",
+    )
     parser.add_argument("--json", default=None, help="raw figures (default <work-dir>/results.json)")
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     work = Path(args.work_dir)
     work.mkdir(parents=True, exist_ok=True)
-    all_results = {int(f): run_both(work, int(f), args.skip_reference) for f in args.scales.split(",")}
+    all_results = {
+        int(f): run_both(work, int(f), args.skip_reference, tuple(args.ours_arg))
+        for f in args.scales.split(",")
+    }
     print_table(all_results)
     out = Path(args.json or work / "results.json")
     out.write_text(json.dumps({str(k): v for k, v in all_results.items()}, indent=2))
