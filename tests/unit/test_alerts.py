@@ -48,3 +48,29 @@ def test_the_webhook_comes_from_the_option_else_the_environment(monkeypatch):
     assert alert_webhook(parser.parse_args([])) == "http://env/hook"
     assert alert_webhook(parser.parse_args(["--alert-webhook", "http://opt/hook"])) == "http://opt/hook"
     assert alerts.send_alert(None, "skew", "nothing sent") is False
+
+
+def test_each_run_outcome_maps_to_its_alert_event():
+    import types
+
+    from pipeline.ops.exit_codes import EXIT_DATA_GATE, EXIT_FAILED, EXIT_OK, EXIT_SERVING_GATE
+    from pipeline.ops.run import _alert_event
+
+    def summary(blessed=True, gate="", reasons=()):
+        return types.SimpleNamespace(
+            blessed=blessed, gate_summary=gate, reasons=list(reasons), overall={"auc": 0.8}
+        )
+
+    failed = _alert_event(EXIT_FAILED, (EXIT_FAILED, "FAILED: ValueError: boom"), None, "r1", None)
+    assert failed[0] == "run_failed" and "ValueError: boom" in failed[1]
+    stopped = _alert_event(
+        EXIT_DATA_GATE, (EXIT_DATA_GATE, "STOPPED by the drift gate: fare drifted"), summary(None), "r2", "/l"
+    )
+    assert stopped[0] == "stopped_by_gate" and stopped[1] == "run r2 by the drift gate: fare drifted"
+    assert stopped[2] == {"exit_status": EXIT_DATA_GATE, "run_id": "r2", "log": "/l"}
+    refused = _alert_event(EXIT_SERVING_GATE, None, summary(gate="batch_invariance failed"), "r3", None)
+    assert refused[0] == "serving_gate_refused" and "batch_invariance failed" in refused[1]
+    not_blessed = _alert_event(EXIT_OK, None, summary(False, reasons=["AUC 0.80 < 0.90"]), "r4", None)
+    assert not_blessed[0] == "not_blessed" and "AUC 0.80 < 0.90" in not_blessed[1]
+    assert not_blessed[2]["auc"] == 0.8
+    assert _alert_event(EXIT_OK, None, summary(True), "r5", None) is None  # pushed: nothing to say
