@@ -49,6 +49,9 @@ class PipelineConfig:
         strategy: auto (by TF_CONFIG and devices), one_device, mirrored or multi_worker.
         mixed_precision, xla: float16 compute on GPU; XLA JIT compilation.
         beam_args: Beam pipeline options, passed through to every Beam-based component.
+        beam_args_given: the options were chosen (`--beam-arg`), even if equal to the
+            defaults: then no component gets options of its own (the Evaluator's 2 processes
+            at volume are for the defaults only).
         run_fn: the Trainer's `run_fn` as `package.module.function` (programmatic use: tests
             train deliberately broken models with their own).
     """
@@ -72,6 +75,7 @@ class PipelineConfig:
     mixed_precision: bool = False
     xla: bool = False
     beam_args: tuple[str, ...] = DEFAULT_BEAM_ARGS
+    beam_args_given: bool = False
     run_fn: str = DEFAULT_RUN_FN
     pipeline_name: str = PIPELINE_NAME
     model_name: str = MODEL_NAME

@@ -162,9 +162,11 @@ EVALUATOR_PROCESS_ARGS = ("--direct_running_mode=multi_processing", "--direct_nu
 def evaluator_beam_args(config: PipelineConfig, spans: list[int]) -> list[str]:
     """The Evaluator's own Beam options: 2 processes at volume, none (the pipeline's) otherwise.
 
-    Only when the run uses the default Beam options: a user's `--beam-arg` is left alone.
+    Only when the run uses the default Beam options: a user's `--beam-arg` is left alone
+    (`--beam-arg=--direct_running_mode=in_memory --beam-arg=--direct_num_workers=1` keeps
+    the Evaluator in one process too).
     """
-    if tuple(config.beam_args) != DEFAULT_BEAM_ARGS:
+    if config.beam_args_given or tuple(config.beam_args) != DEFAULT_BEAM_ARGS:
         return []
     used = select_window(spans, span_range(config.first_span, config.last_span, config.window_spans))
     patterns = [SPAN_PATTERN.replace("{SPAN}", str(span)) for span in used]

@@ -103,4 +103,5 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
         mixed_precision=args.mixed_precision,
         xla=args.xla,
         beam_args=tuple(args.beam_arg) if args.beam_arg else DEFAULT_BEAM_ARGS,
+        beam_args_given=bool(args.beam_arg),
     )

@@ -1,12 +1,16 @@
 """create_pipeline(): the DAG's shape, the gates' wiring and the evaluation config."""
 
+import dataclasses
+
 import pytest
 import tensorflow_model_analysis as tfma
 from conftest import PIPELINE_NODE_IDS
 
 from models.version import code_fingerprint
 from pipeline import local_runner
-from pipeline.config import PipelineConfig
+from pipeline.cli import build_parser
+from pipeline.cli.options import config_from_args
+from pipeline.config import DEFAULT_BEAM_ARGS, PipelineConfig
 from pipeline.pipeline import CODE_VERSION_KEY, make_eval_config
 
 EXPECTED_ORDER = list(PIPELINE_NODE_IDS)
@@ -129,6 +133,12 @@ def test_the_evaluator_gets_two_processes_only_at_volume(tmp_path):
         root=tmp_path, data_root=big, window_spans=None, beam_args=("--direct_num_workers=1",)
     )
     assert local_runner.evaluator_beam_args(own, spans) == []  # a user's Beam options are left alone
+    # The defaults, asked for on the command line: one process for the Evaluator too.
+    args = build_parser().parse_args(
+        ["run", "--beam-arg=--direct_running_mode=in_memory", "--beam-arg=--direct_num_workers=1"]
+    )
+    asked = dataclasses.replace(config_from_args(args), root=tmp_path, data_root=big, window_spans=None)
+    assert asked.beam_args == DEFAULT_BEAM_ARGS and local_runner.evaluator_beam_args(asked, spans) == []
     # In the built DAG the Evaluator alone carries them, after the pipeline's own.
     built = {c.id: c for c in local_runner.build(everything).components}
     evaluator_args = list(built["Evaluator"].executor_spec.beam_pipeline_args)
