@@ -3,6 +3,13 @@
 TFX bakes this graph into the exported model (see `models/signatures.py`), so a feature is
 computed by exactly the same code at training and at serving time: there is no second
 implementation that could drift from this one.
+
+Every op the graph runs at serving time is a TensorFlow Lite builtin, so the same graph also
+converts for the edge runtime without Flex ops: vocabulary ids come from comparing each
+value with the vocabulary held as a constant (no lookup table, no 1-bucket string hash for
+out-of-vocabulary values), census tracts are hashed with integer
+arithmetic (not AsString + StringToHashBucketFast), and bucket ids are counts of boundaries
+below the value (not UpperBound). `tests/unit/test_transform.py` holds each to its old form.
 """
 
 from __future__ import annotations
@@ -31,6 +38,12 @@ def _dense(x: tf.Tensor | tf.SparseTensor, default) -> tf.Tensor:
     return x
 
 
+def apply_buckets(x: tf.Tensor, boundaries: tf.Tensor) -> tf.Tensor:
+    """Bucket ids as `tft.apply_buckets` gives them: how many boundaries are <= x."""
+    below = tf.greater_equal(x[:, None], tf.reshape(boundaries, [1, -1]))
+    return tf.reduce_sum(tf.cast(below, tf.int64), axis=1)
+
+
 def _present_values(x: tf.Tensor | tf.SparseTensor) -> tf.Tensor:
     """The values that are actually present (for analyzers that must ignore missing ones)."""
     return x.values if isinstance(x, tf.SparseTensor) else tf.reshape(x, [-1])
@@ -50,7 +63,7 @@ def _coordinate_features(x: tf.Tensor | tf.SparseTensor) -> tuple[tf.Tensor, tf.
     filled = tf.where(tf.math.is_nan(dense), mean, dense)
     z_score = tf.math.divide_no_nan(filled - mean, tf.sqrt(variance))
     boundaries = tft.quantiles(present, num_buckets=features.COORDINATE_BUCKETS, epsilon=0.01)
-    return z_score, tft.apply_buckets(filled, boundaries)
+    return z_score, apply_buckets(filled, boundaries)
 
 
 def big_tipper_label(tips: tf.Tensor, fare: tf.Tensor) -> tf.Tensor:
@@ -69,11 +82,47 @@ def integer_ids(x: tf.Tensor | tf.SparseTensor, low: int, high: int) -> tf.Tenso
     return tf.where(tf.equal(value, missing), tf.zeros_like(ids), ids)
 
 
+# Integer hashing (Lehmer's MINSTD step): no product exceeds int64, every op a TFLite builtin.
+HASH_MODULUS = 2_147_483_647
+HASH_MULTIPLIER = 48_271
+
+
 def hashed_ids(x: tf.Tensor | tf.SparseTensor, buckets: int) -> tf.Tensor:
     """Ids for a code from a huge range: 0 missing, else 1 + a hash bucket in [0, buckets)."""
-    text = _dense(_map_values(x, tf.strings.as_string), default="")
-    ids = tf.strings.to_hash_bucket_fast(text, buckets) + 1
-    return tf.where(tf.equal(text, ""), tf.zeros_like(ids), ids)
+    value = _dense(_map_values(x, lambda v: tf.cast(v, tf.int64)), default=features.MISSING_INT)
+    mixed = tf.math.floormod(tf.math.floormod(value, HASH_MODULUS) * HASH_MULTIPLIER, HASH_MODULUS)
+    ids = tf.math.floormod(mixed, buckets) + 1
+    return tf.where(tf.equal(value, features.MISSING_INT), tf.zeros_like(ids), ids)
+
+
+def vocabulary_ids(x: tf.Tensor | tf.SparseTensor, name: str) -> tf.Tensor:
+    """Ids of the top values by frequency; an unseen value gets the id after them.
+
+    Ids 0..size-1 for the vocabulary that `tft.vocabulary` writes (same values, top_k, size:
+    the model reads its size), id `size` for anything else: the ids of
+    `tft.compute_and_apply_vocabulary(num_oov_buckets=1)`, up to the order of the values.
+    Applied by comparing each value with the vocabulary held as a constant (from
+    `tft.count_per_key`) and taking the first match: TFLite builtins only, no lookup table
+    to initialise and no string hash.
+    """
+    assert features.OOV_BUCKETS == 1, "one OOV id: the id after the vocabulary"
+    # Analysis only (pruned from the serving graph): the dense strings, missing as a token.
+    text = _dense(x, default=MISSING_CATEGORY)
+    tft.vocabulary(text, top_k=features.VOCAB_TOP_K, vocab_filename=name)  # the model's size
+    keys, counts = tft.count_per_key(text)
+    top = tf.math.top_k(counts, k=tf.minimum(tf.size(counts), features.VOCAB_TOP_K)).indices
+    vocabulary = tf.gather(keys, top)
+
+    def ids_of(values: tf.Tensor) -> tf.Tensor:
+        match = tf.cast(tf.equal(values[:, None], vocabulary[None, :]), tf.int32)
+        # One more column, always 1: no match at all -> its index, `size`.
+        match = tf.concat([match, tf.ones_like(match[:, :1])], axis=1)
+        return tf.argmax(match, axis=1, output_type=tf.int64)
+
+    # Applied to the present values, then made dense as integers (TFLite's SparseToDense
+    # takes no strings): a missing value gets the id of the missing token.
+    missing_id = ids_of(tf.constant([MISSING_CATEGORY]))[0]
+    return _dense(_map_values(x, ids_of), default=missing_id)
 
 
 def preprocessing_fn(inputs: dict, custom_config: dict | None = None) -> dict:
@@ -98,12 +147,7 @@ def preprocessing_fn(inputs: dict, custom_config: dict | None = None) -> dict:
         outputs[features.bucketized_name(key)] = bucket
 
     for key in features.VOCABULARY_FEATURES:
-        outputs[features.transformed_name(key)] = tft.compute_and_apply_vocabulary(
-            _dense(inputs[key], default=MISSING_CATEGORY),
-            top_k=features.VOCAB_TOP_K,
-            num_oov_buckets=features.OOV_BUCKETS,
-            vocab_filename=features.vocabulary_name(key),
-        )
+        outputs[features.transformed_name(key)] = vocabulary_ids(inputs[key], features.vocabulary_name(key))
 
     for key, (low, high) in features.INTEGER_CATEGORICAL_RANGES.items():
         outputs[features.transformed_name(key)] = integer_ids(inputs[key], low, high)

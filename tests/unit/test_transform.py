@@ -152,3 +152,37 @@ def test_numpy_label_agrees_with_the_transform_graph():
     expected = big_tipper_label(tf.constant(tips), tf.constant(fare)).numpy()
     np.testing.assert_array_equal(features.big_tipper(tips, fare), expected)
     assert 0 < expected.sum() < len(expected)
+
+
+# ---------------------------------------------------------------- builtin-op forms (edge)
+# Each replacement of an op TFLite lacks computes what the op computed.
+
+
+def test_bucket_ids_by_comparison_equal_upper_bound():
+    from models.transform import apply_buckets
+
+    rng = np.random.default_rng(0)
+    boundaries = np.sort(rng.normal(size=9)).astype(np.float32)
+    values = np.concatenate([rng.normal(size=500), boundaries, [-10.0, 10.0]]).astype(np.float32)
+    expected = np.searchsorted(boundaries, values, side="right")  # tf.raw_ops.UpperBound's answer
+    upper = tf.raw_ops.UpperBound(
+        sorted_inputs=boundaries[None, :], values=values[None, :], out_type=tf.int64
+    )
+    np.testing.assert_array_equal(upper.numpy()[0], expected)
+    np.testing.assert_array_equal(
+        apply_buckets(tf.constant(values), tf.constant(boundaries[None, :])), expected
+    )
+
+
+def test_integer_hash_spreads_real_tracts_over_the_buckets():
+    from data import embedded
+    from models.transform import hashed_ids
+
+    frame = embedded.read_raw_csv(embedded.taxi_sample_path())
+    tracts = frame["dropoff_census_tract"].dropna().astype(np.int64).unique()
+    ids = hashed_ids(tf.constant(tracts), 256).numpy()
+    assert ((ids >= 1) & (ids <= 256)).all()
+    # As spread as the string hash it replaces: a few hundred tracts fill most buckets.
+    old = tf.strings.to_hash_bucket_fast(tf.strings.as_string(tf.constant(tracts)), 256).numpy() + 1
+    assert len(set(ids.tolist())) >= 0.9 * len(set(old.tolist()))
+    assert hashed_ids(tf.constant([features.MISSING_INT], tf.int64), 256).numpy().tolist() == [0]
