@@ -4,6 +4,10 @@
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# The edge runtime's own venv (ai-edge-litert, no TensorFlow): tests run edge models there,
+# as an app on a device would.
+EDGE_VENV := .venv-edge
+EDGE_STAMP := $(EDGE_VENV)/.installed
 ROOT ?= runs/default
 ARGS ?=
 
@@ -17,7 +21,7 @@ IMAGE ?= taxi-pipeline:dev
 
 .PHONY: setup run test unit e2e bench bench-scale lint format lock clean image
 
-setup: $(STAMP)
+setup: $(STAMP) $(EDGE_STAMP)
 
 $(VENV)/bin/python:
 	@set -e; py="$(PYTHON310)"; \
@@ -37,6 +41,11 @@ $(STAMP): $(VENV)/bin/python requirements.lock setup.py pyproject.toml
 	$(VENV)/bin/uv pip install --compile-bytecode --python $(PY) -r requirements.lock
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
+
+$(EDGE_STAMP): $(STAMP) requirements-edge.lock
+	$(PY) -m venv --clear $(EDGE_VENV)
+	$(VENV)/bin/uv pip install --python $(EDGE_VENV)/bin/python -r requirements-edge.lock
+	@touch $(EDGE_STAMP)
 
 run: setup
 	$(PY) -m pipeline run --root $(ROOT) $(ARGS)
@@ -76,8 +85,10 @@ lock: $(VENV)/bin/python
 	$(PY) -m pip install --quiet uv
 	$(VENV)/bin/uv pip compile requirements.in -o requirements.lock \
 	  --python-version 3.10 --python-platform x86_64-unknown-linux-gnu
+	$(VENV)/bin/uv pip compile requirements-edge.in -o requirements-edge.lock \
+	  --python-version 3.10 --python-platform x86_64-unknown-linux-gnu
 	cd kubeflow && ../$(VENV)/bin/uv pip compile requirements-gpu.in -o requirements-gpu.lock \
 	  --python-version 3.10 --python-platform x86_64-unknown-linux-gnu
 
 clean:
-	rm -rf $(VENV) runs *.egg-info
+	rm -rf $(VENV) $(EDGE_VENV) runs *.egg-info

@@ -932,3 +932,48 @@ def test_the_cli_console_is_quiet_without_the_makefiles_environment(bad_data, tm
         assert refused.returncode == EXIT_USAGE, refused.stderr
         assert refused.stderr.strip().splitlines() == [refused.stderr.strip()], refused.stderr
         assert message in refused.stderr and refused.stdout == "", (refused.stdout, refused.stderr)
+
+
+# ---------------------------------------------------------------- the edge runtime (issue 18)
+
+
+def test_the_pushed_model_converts_with_builtin_ops_and_answers_the_same_in_the_edge_runtime(runs, tmp_path):
+    """serving_raw -> TFLite with TFLITE_BUILTINS only (no Flex), run by ai-edge-litert in its own venv."""
+    import subprocess
+
+    import numpy as np
+    import tensorflow as tf
+
+    from models.edge import convert
+    from serving.requests import csv_to_examples, examples_to_raw, raw_input_specs, resolve_model_dir
+
+    repo = Path(__file__).resolve().parents[2]
+    edge_python = repo / ".venv-edge" / "bin" / "python"
+    assert (
+        edge_python.exists()
+    ), "no edge venv: `make setup` builds .venv-edge (ai-edge-litert, no TensorFlow)"
+    model_dir = resolve_model_dir(PipelineConfig(root=runs["root"]).serving_dir)
+    flatbuffer = tmp_path / "model.tflite"
+    flatbuffer.write_bytes(convert(str(model_dir), "float32"))  # raises if any op needs Flex
+    raw_fn = tf.saved_model.load(str(model_dir)).signatures["serving_raw"]
+    examples = csv_to_examples(runs["root"] / "data" / "span-8" / embedded.SPAN_FILE_NAME)[:300]
+    raw = examples_to_raw(examples, raw_input_specs(raw_fn))
+    expected = raw_fn(**{k: tf.constant(v) for k, v in raw.items()})["probabilities"].numpy()
+    np.savez(tmp_path / "inputs.npz", **raw)
+    result = subprocess.run(
+        [
+            str(edge_python),
+            str(repo / "tests" / "edge_runner.py"),
+            str(flatbuffer),
+            str(tmp_path / "inputs.npz"),
+            str(tmp_path / "out.npz"),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    answers = np.load(tmp_path / "out.npz")
+    # Missing markers included (span 8 has blank cells), batched and one at a time.
+    assert any((v == -1).any() or (v.dtype.kind == "f" and np.isnan(v).any()) for v in raw.values())
+    np.testing.assert_allclose(answers["batch"], expected, atol=1e-5)
+    np.testing.assert_allclose(answers["single"], expected, atol=1e-5)

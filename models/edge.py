@@ -1,0 +1,53 @@
+"""The edge model: the SavedModel's `serving_raw` signature as a TensorFlow Lite flatbuffer.
+
+The Transform graph uses TFLite builtin ops only (`models/transform.py`), so the very graph
+that serves the SavedModel converts whole: the edge model takes the raw features, missing
+markers included, and an app needs no preprocessing of its own. Conversion refuses Flex
+(SELECT_TF_OPS): a model that needs them does not run in the standalone edge runtime.
+
+Variants: float32 (no optimisation), float16 (weights), int8 (post-training, dynamic ranges
+calibrated on a representative dataset of real raw trips; float32 inputs and outputs at the
+boundary, so callers pass the same tensors as to `serving_raw`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+import numpy as np
+import tensorflow as tf
+
+from models.signatures import RAW_SIGNATURE
+
+VARIANTS = ("float32", "float16", "int8")
+
+
+def convert(
+    saved_model_dir: str,
+    variant: str = "int8",
+    representative: Iterable[Mapping[str, np.ndarray]] | None = None,
+) -> bytes:
+    """The `serving_raw` signature of `saved_model_dir` as a TFLite model (builtin ops only).
+
+    Args:
+        saved_model_dir: a SavedModel with our signatures.
+        variant: float32, float16 or int8.
+        representative: for int8, single-example raw feature dicts (each value shape [1]).
+
+    Raises:
+        ValueError: unknown variant, or int8 without a representative dataset.
+    """
+    if variant not in VARIANTS:
+        raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
+    converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir, signature_keys=[RAW_SIGNATURE])
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if variant == "float16":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    elif variant == "int8":
+        if representative is None:
+            raise ValueError("int8 needs a representative dataset of real raw trips")
+        samples = list(representative)
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = lambda: ({k: v for k, v in s.items()} for s in samples)
+    return converter.convert()
