@@ -423,8 +423,22 @@ class LoggedExamples:
 def log_files(folder: str | os.PathLike) -> list[Path]:
     """Closed and open log files, oldest first."""
     folder = Path(folder)
-    files = list(folder.glob(f"predictions-*{SUFFIX}")) + list(folder.glob(f"predictions-*{OPEN_SUFFIX}"))
-    return sorted(files, key=lambda p: p.name)
+    # The open files first: one closed between the two listings then shows in both (and is
+    # kept once, closed), never in neither.
+    by_stem = {p.name.removesuffix(OPEN_SUFFIX): p for p in folder.glob(f"predictions-*{OPEN_SUFFIX}")}
+    by_stem.update({p.name.removesuffix(SUFFIX): p for p in folder.glob(f"predictions-*{SUFFIX}")})
+    return [by_stem[stem] for stem in sorted(by_stem)]
+
+
+def _listed_records(path: Path) -> list[bytes]:
+    """The records of a listed file, also when the server closed it since it was listed (it is
+    then under its closed name); none when it is gone (removed by the size or age cap)."""
+    for candidate in (path, path.with_name(path.name.removesuffix(OPEN_SUFFIX) + SUFFIX)):
+        try:
+            return list(read_records(candidate))
+        except FileNotFoundError:
+            continue
+    return []
 
 
 def read_logs(folder: str | os.PathLike, since_us: int | None = None) -> LoggedExamples:
@@ -435,7 +449,7 @@ def read_logs(folder: str | os.PathLike, since_us: int | None = None) -> LoggedE
         name: [] for name in ("serialized", "predictions", "versions", "signatures", "times", "ids", "keys")
     }
     for path in log_files(folder):
-        for record in read_records(path):
+        for record in _listed_records(path):
             example = tf.train.Example.FromString(record)
             fields = example.features.feature
             time_us = fields[TIME_US].int64_list.value[0]

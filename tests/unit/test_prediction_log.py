@@ -182,3 +182,23 @@ def test_read_logs_filters_by_time(tmp_path):
     assert len(read_logs(tmp_path)) == 5
     later = read_logs(tmp_path, since_us=middle)
     assert len(later) == 3 and set(later.versions.tolist()) == {9}
+
+
+def test_a_file_closed_or_removed_while_monitor_reads_is_read_once_or_skipped(tmp_path, monkeypatch):
+    """The server rotates and caps files while `monitor` reads: no file lost, none read twice."""
+    logger = PredictionLogger(tmp_path)
+    logger.submit(raw_item(4))
+    logger.close()
+    (closed,) = tmp_path.glob("*.tfrecord")
+    # Listed while still open, closed (renamed) before it is read.
+    listed_open = closed.with_name(closed.name.removesuffix(plog.SUFFIX) + plog.OPEN_SUFFIX)
+    monkeypatch.setattr(plog, "log_files", lambda folder: [listed_open])
+    assert len(read_logs(tmp_path)) == 4
+    monkeypatch.undo()
+    # Seen open and closed by the two listings: kept once.
+    listed_open.write_bytes(closed.read_bytes())
+    assert plog.log_files(tmp_path) == [closed] and len(read_logs(tmp_path)) == 4
+    # Removed by the cap after it was listed: skipped, not an error.
+    listed_open.unlink()
+    monkeypatch.setattr(plog, "log_files", lambda folder: [closed, tmp_path / "predictions-gone.tfrecord"])
+    assert len(read_logs(tmp_path)) == 4
