@@ -431,8 +431,10 @@ def log_files(folder: str | os.PathLike) -> list[Path]:
 
 
 def _listed_records(path: Path) -> list[bytes]:
-    """The records of a listed file, also when the server closed it since it was listed (it is
-    then under its closed name); none when it is gone (removed by the size or age cap)."""
+    """The records of a listed file, read under its closed name if the server closed it since.
+
+    None when it is gone (removed by the size or age cap after it was listed).
+    """
     for candidate in (path, path.with_name(path.name.removesuffix(OPEN_SUFFIX) + SUFFIX)):
         try:
             return list(read_records(candidate))
