@@ -53,7 +53,7 @@ def convert(
         converter.representative_dataset = lambda: (dict(s) for s in samples)
         # Only the network's dense layers in int8: quantizing the preprocessing (coordinates
         # against their bucket boundaries, z-score statistics, comparisons) moves trips across
-        # buckets (span 8, 10,002 trips: accuracy -0.013, AUC -0.009 quantizing every op;
+        # buckets (span 8, 1,875 trips: accuracy -0.013, AUC -0.009 quantizing every op;
         # accuracy +0.0005, AUC -0.0054 with the preprocessing kept in float32).
         debugger = tf.lite.experimental.QuantizationDebugger(
             converter=converter,

@@ -1,0 +1,131 @@
+"""The edge model's cost and quality: TFLite float32 / float16 / int8 against the SavedModel.
+
+Converts the pushed model's `serving_raw` signature (`models.edge.convert`, builtin ops only;
+int8 calibrated on 100 seeded trips of the calibration span), then prints for each: size
+(the SavedModel's variables for it), single-example latency p50/p99 (the TFLite variants in
+the standalone edge runtime, `.venv-edge`, a process without TensorFlow; the SavedModel's
+signature in this process), accuracy and AUC on the eval span, and the largest and mean
+difference from the SavedModel's answers.
+
+Usage: `python benchmarks/bench_edge.py [--root runs/default] [--calibration-span 7]
+[--eval-span 8] [--examples 2000]` after `make run`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from data import embedded  # noqa: E402
+from models.edge import VARIANTS, convert  # noqa: E402
+from pipeline.config import PipelineConfig  # noqa: E402
+from serving.checks import accuracy, auc  # noqa: E402
+from serving.requests import (  # noqa: E402
+    csv_to_examples,
+    examples_to_raw,
+    labels_of,
+    raw_input_specs,
+    resolve_model_dir,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+EDGE_PYTHON = REPO / ".venv-edge" / "bin" / "python"
+EDGE_RUNNER = REPO / "tests" / "edge_runner.py"
+REPRESENTATIVE_TRIPS = 100
+
+
+def _folder_bytes(folder: Path) -> int:
+    return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
+
+
+def _percentiles(ms: np.ndarray) -> str:
+    return f"{np.percentile(ms, 50):7.3f} {np.percentile(ms, 99):7.3f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--root", default="runs/default", help="a run root with a pushed model")
+    parser.add_argument("--calibration-span", type=int, default=7, help="a training span")
+    parser.add_argument("--eval-span", type=int, default=8)
+    parser.add_argument("--examples", type=int, default=2000, help="eval trips (each timed alone)")
+    args = parser.parse_args()
+    if not EDGE_PYTHON.exists():
+        raise SystemExit("no edge venv: `make setup` builds .venv-edge")
+    root = Path(args.root)
+    model_dir = resolve_model_dir(PipelineConfig(root=root).serving_dir)
+    raw_fn = tf.saved_model.load(str(model_dir)).signatures["serving_raw"]
+    specs = raw_input_specs(raw_fn)
+
+    def span_raw(span: int):
+        examples = csv_to_examples(root / "data" / f"span-{span}" / embedded.SPAN_FILE_NAME)
+        return examples, examples_to_raw(examples, specs)
+
+    train, train_raw = span_raw(args.calibration_span)
+    picked = np.random.default_rng(0).choice(len(train), REPRESENTATIVE_TRIPS, replace=False)
+    representative = [{k: v[i : i + 1] for k, v in train_raw.items()} for i in picked]
+    examples, raw = span_raw(args.eval_span)
+    examples = examples[: args.examples]
+    raw = {k: v[: args.examples] for k, v in raw.items()}
+    labels = labels_of(examples)
+    expected = raw_fn(**{k: tf.constant(v) for k, v in raw.items()})["probabilities"].numpy().ravel()
+
+    single = {k: [tf.constant(v[i : i + 1]) for i in range(len(examples))] for k, v in raw.items()}
+    times = []
+    for i in range(len(examples)):
+        started = time.perf_counter()
+        raw_fn(**{k: v[i] for k, v in single.items()})
+        times.append(time.perf_counter() - started)
+    rows = [
+        (
+            "SavedModel (in process)",
+            _folder_bytes(model_dir / "variables"),
+            np.asarray(times) * 1000,
+            expected,
+        )
+    ]
+    with tempfile.TemporaryDirectory() as scratch:
+        scratch = Path(scratch)
+        np.savez(scratch / "inputs.npz", **raw)
+        for variant in VARIANTS:
+            flatbuffer = convert(str(model_dir), variant, representative if variant == "int8" else None)
+            path = scratch / f"{variant}.tflite"
+            path.write_bytes(flatbuffer)
+            out = scratch / f"{variant}.npz"
+            subprocess.run(
+                [str(EDGE_PYTHON), str(EDGE_RUNNER), str(path), str(scratch / "inputs.npz"), str(out)],
+                check=True,
+            )
+            answers = np.load(out)
+            rows.append(
+                (
+                    f"TFLite {variant} (edge runtime)",
+                    len(flatbuffer),
+                    answers["single_ms"],
+                    answers["single"].ravel(),
+                )
+            )
+
+    print(f"eval span {args.eval_span}: {len(examples)} trips, one example a call")
+    header = ("bytes", "p50 ms", "p99 ms", "accuracy", "AUC", "max diff", "mean diff")
+    widths = (9, 7, 7, 8, 7, 8, 9)
+    print(f"{'model':30} " + " ".join(f"{h:>{w}}" for h, w in zip(header, widths)))
+    for name, size, ms, scores in rows:
+        diff = np.abs(scores - expected)
+        quality = f"{accuracy(labels, scores):8.4f} {auc(labels, scores):7.4f}"
+        print(f"{name:30} {size:9,d} {_percentiles(ms)} {quality} {diff.max():8.4f} {diff.mean():9.5f}")
+    float32, int8 = rows[1][1], rows[3][1]
+    print(f"int8 / float32 size: {int8 / float32:.2f}")
+
+
+if __name__ == "__main__":
+    main()
