@@ -1,14 +1,15 @@
 """The edge model's cost and quality: TFLite float32 / float16 / int8 against the SavedModel.
 
 Converts the pushed model's `serving_raw` signature (`models.edge.convert`, builtin ops only;
-int8 calibrated on 100 seeded trips of the calibration span), then prints for each: size
+int8 calibrated on 100 seeded trips of the training split), then prints for each: size
 (the SavedModel's variables for it), single-example latency p50/p99 (the TFLite variants in
 the standalone edge runtime, `.venv-edge`, a process without TensorFlow; the SavedModel's
-signature in this process), accuracy and AUC on the eval span, and the largest and mean
+signature in this process), accuracy and AUC on the eval split, and the largest and mean
 difference from the SavedModel's answers.
 
-Usage: `python benchmarks/bench_edge.py [--root runs/default] [--calibration-span 7]
-[--eval-span 8] [--examples 2000]` after `make run`.
+The splits are those of the newest ExampleGen output under the root (the pushed model's
+run, after `make run`). Usage: `python benchmarks/bench_edge.py [--root runs/default]
+[--examples N]`.
 """
 
 from __future__ import annotations
@@ -26,14 +27,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from data import embedded  # noqa: E402
 from models.edge import VARIANTS, convert  # noqa: E402
 from pipeline.config import PipelineConfig  # noqa: E402
 from serving.checks import accuracy, auc  # noqa: E402
 from serving.requests import (  # noqa: E402
-    csv_to_examples,
     examples_to_raw,
     labels_of,
+    load_replay_examples,
     raw_input_specs,
     resolve_model_dir,
 )
@@ -55,9 +55,7 @@ def _percentiles(ms: np.ndarray) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", default="runs/default", help="a run root with a pushed model")
-    parser.add_argument("--calibration-span", type=int, default=7, help="a training span")
-    parser.add_argument("--eval-span", type=int, default=8)
-    parser.add_argument("--examples", type=int, default=2000, help="eval trips (each timed alone)")
+    parser.add_argument("--examples", type=int, default=None, help="first N eval trips (default: all)")
     args = parser.parse_args()
     if not EDGE_PYTHON.exists():
         raise SystemExit("no edge venv: `make setup` builds .venv-edge")
@@ -66,14 +64,17 @@ def main() -> None:
     raw_fn = tf.saved_model.load(str(model_dir)).signatures["serving_raw"]
     specs = raw_input_specs(raw_fn)
 
-    def span_raw(span: int):
-        examples = csv_to_examples(root / "data" / f"span-{span}" / embedded.SPAN_FILE_NAME)
+    config = PipelineConfig(root=root)
+    examples_dir = sorted((Path(config.pipeline_root) / "SpanWindowCsvExampleGen" / "examples").iterdir())[-1]
+
+    def split_raw(split: str):
+        examples = load_replay_examples(examples_dir, split)
         return examples, examples_to_raw(examples, specs)
 
-    train, train_raw = span_raw(args.calibration_span)
+    train, train_raw = split_raw("train")
     picked = np.random.default_rng(0).choice(len(train), REPRESENTATIVE_TRIPS, replace=False)
     representative = [{k: v[i : i + 1] for k, v in train_raw.items()} for i in picked]
-    examples, raw = span_raw(args.eval_span)
+    examples, raw = split_raw("eval")
     examples = examples[: args.examples]
     raw = {k: v[: args.examples] for k, v in raw.items()}
     labels = labels_of(examples)
@@ -115,7 +116,7 @@ def main() -> None:
                 )
             )
 
-    print(f"eval span {args.eval_span}: {len(examples)} trips, one example a call")
+    print(f"eval split: {len(examples)} trips, one example a call")
     header = ("bytes", "p50 ms", "p99 ms", "accuracy", "AUC", "max diff", "mean diff")
     widths = (9, 7, 7, 8, 7, 8, 9)
     print(f"{'model':30} " + " ".join(f"{h:>{w}}" for h, w in zip(header, widths)))
