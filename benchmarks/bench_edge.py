@@ -26,8 +26,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from bench_gate import newest_examples_dir  # noqa: E402  (this folder: run as a script)
 
-from models.edge import VARIANTS, convert  # noqa: E402
+from models.edge import VARIANTS, convert, representative_trips  # noqa: E402
 from pipeline.config import PipelineConfig  # noqa: E402
 from serving.checks import accuracy, auc  # noqa: E402
 from serving.requests import (  # noqa: E402
@@ -41,7 +42,6 @@ from serving.requests import (  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 EDGE_PYTHON = REPO / ".venv-edge" / "bin" / "python"
 EDGE_RUNNER = REPO / "tests" / "edge_runner.py"
-REPRESENTATIVE_TRIPS = 100
 
 
 def _folder_bytes(folder: Path) -> int:
@@ -59,21 +59,17 @@ def main() -> None:
     args = parser.parse_args()
     if not EDGE_PYTHON.exists():
         raise SystemExit("no edge venv: `make setup` builds .venv-edge")
-    root = Path(args.root)
-    model_dir = resolve_model_dir(PipelineConfig(root=root).serving_dir)
+    config = PipelineConfig(root=args.root)
+    model_dir = resolve_model_dir(config.serving_dir)
     raw_fn = tf.saved_model.load(str(model_dir)).signatures["serving_raw"]
     specs = raw_input_specs(raw_fn)
-
-    config = PipelineConfig(root=root)
-    examples_dir = sorted((Path(config.pipeline_root) / "SpanWindowCsvExampleGen" / "examples").iterdir())[-1]
+    examples_dir = newest_examples_dir(config)
 
     def split_raw(split: str):
         examples = load_replay_examples(examples_dir, split)
         return examples, examples_to_raw(examples, specs)
 
-    train, train_raw = split_raw("train")
-    picked = np.random.default_rng(0).choice(len(train), REPRESENTATIVE_TRIPS, replace=False)
-    representative = [{k: v[i : i + 1] for k, v in train_raw.items()} for i in picked]
+    representative = representative_trips(split_raw("train")[1])
     examples, raw = split_raw("eval")
     examples = examples[: args.examples]
     raw = {k: v[: args.examples] for k, v in raw.items()}

@@ -23,6 +23,11 @@ from pipeline.config import PipelineConfig  # noqa: E402
 from serving import checks, requests, versions  # noqa: E402
 
 
+def newest_examples_dir(config: PipelineConfig) -> Path:
+    """The newest ExampleGen output under a run root (the pushed model's run after `make run`)."""
+    return sorted((Path(config.pipeline_root) / "SpanWindowCsvExampleGen" / "examples").iterdir())[-1]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", default="runs/default", help="a run root with a pushed model")
@@ -32,7 +37,7 @@ def main() -> None:
     version = versions.target_version(config.serving_dir)
     if version is None:
         raise SystemExit(f"no pushed model under {config.serving_dir}: run `make run` first")
-    examples_dir = sorted((Path(config.pipeline_root) / "SpanWindowCsvExampleGen" / "examples").iterdir())[-1]
+    examples_dir = newest_examples_dir(config)
     examples = requests.load_replay_examples(examples_dir)
     model = config.serving_dir / str(version)
     checks.run_checks(str(model), examples)  # warm-up: traces the signatures once

@@ -21,6 +21,8 @@ import tensorflow as tf
 from models.signatures import RAW_SIGNATURE
 
 VARIANTS = ("float32", "float16", "int8")
+# The int8 calibration set: real trips from the training split, as the TFLite guide advises.
+REPRESENTATIVE_TRIPS = 100
 
 
 def convert(
@@ -53,15 +55,13 @@ def convert(
         converter.representative_dataset = lambda: (dict(s) for s in samples)
         # Only the network's dense layers in int8: quantizing the preprocessing (coordinates
         # against their bucket boundaries, z-score statistics, comparisons) moves trips across
-        # buckets (span 8, 1,875 trips: accuracy -0.013, AUC -0.009 quantizing every op;
-        # accuracy +0.0005, AUC -0.0054 with the preprocessing kept in float32).
+        # buckets (README, Edge: `benchmarks/bench_edge.py` prints the int8 model's figures).
         debugger = tf.lite.experimental.QuantizationDebugger(
             converter=converter,
             debug_dataset=converter.representative_dataset,
             debug_options=tf.lite.experimental.QuantizationDebugOptions(
-                denylisted_ops=[
-                    op for op in builtin_ops(convert(saved_model_dir, "float32")) if op not in INT8_OPS
-                ]
+                # Every builtin op but these (no second conversion to learn which ones it has).
+                denylisted_ops=sorted(_builtin_op_names() - INT8_OPS)
             ),
         )
         return debugger.get_nondebug_quantized_model()
@@ -70,6 +70,21 @@ def convert(
 
 # The ops quantized in the int8 variant: the network's matrix products.
 INT8_OPS = frozenset({"FULLY_CONNECTED"})
+
+
+def representative_trips(
+    raw: Mapping[str, np.ndarray], count: int = REPRESENTATIVE_TRIPS, seed: int = 0
+) -> list[dict[str, np.ndarray]]:
+    """`count` seeded single-trip feature dicts drawn from `raw` (a split's raw features)."""
+    size = len(next(iter(raw.values())))
+    picked = np.random.default_rng(seed).choice(size, count, replace=False)
+    return [{k: v[i : i + 1] for k, v in raw.items()} for i in picked]
+
+
+def _builtin_op_names() -> set[str]:
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    return {name for name in vars(schema.BuiltinOperator) if not name.startswith("_")}
 
 
 def builtin_ops(flatbuffer: bytes) -> set[str]:

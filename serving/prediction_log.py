@@ -433,7 +433,7 @@ def log_files(folder: str | os.PathLike) -> list[Path]:
 def _listed_records(path: Path) -> list[bytes]:
     """The records of a listed file, read under its closed name if the server closed it since.
 
-    None when it is gone (removed by the size or age cap after it was listed).
+    Empty when it is gone (removed by the size or age cap after it was listed).
     """
     for candidate in (path, path.with_name(path.name.removesuffix(OPEN_SUFFIX) + SUFFIX)):
         try:

@@ -980,15 +980,14 @@ def test_the_pushed_model_converts_with_builtin_ops_and_answers_the_same_in_the_
 
     # int8: calibrated on 100 seeded training-window trips (span 7), the preprocessing kept in
     # float32; builtin ops only, in the same edge runtime, and close to the SavedModel on span 8.
-    from models.edge import INT8_OPS, builtin_ops
+    from models.edge import INT8_OPS, builtin_ops, representative_trips
     from serving.checks import accuracy, auc
     from serving.requests import labels_of
 
     train = csv_to_examples(runs["root"] / "data" / "span-7" / embedded.SPAN_FILE_NAME)
-    train_raw = examples_to_raw(train, raw_input_specs(raw_fn))
-    picked = np.random.default_rng(0).choice(len(train), 100, replace=False)
-    representative = [{k: v[i : i + 1] for k, v in train_raw.items()} for i in picked]
-    int8 = convert(str(model_dir), "int8", representative)
+    int8 = convert(
+        str(model_dir), "int8", representative_trips(examples_to_raw(train, raw_input_specs(raw_fn)))
+    )
     assert len(int8) <= 0.5 * flatbuffer.stat().st_size, (len(int8), flatbuffer.stat().st_size)
     # The dense layers run in int8, between a QUANTIZE and a DEQUANTIZE.
     assert {"QUANTIZE", "DEQUANTIZE"} | INT8_OPS <= builtin_ops(int8)
