@@ -5,24 +5,32 @@ that serves the SavedModel converts whole: the edge model takes the raw features
 markers included, and an app needs no preprocessing of its own. Conversion refuses Flex
 (SELECT_TF_OPS): a model that needs them does not run in the standalone edge runtime.
 
-Variants: float32 (no optimisation), float16 (weights), int8 (post-training: the dense
-layers' weights and activations in int8, ranges calibrated on a representative dataset of
+Variants: float32 (no optimisation), float16 (weights), int8 (post-training: the network's
+dense layers and embedding tables in int8, ranges calibrated on a representative dataset of
 real raw trips, the preprocessing kept in float32; float32 inputs and outputs at the
-boundary, so callers pass the same tensors as to `serving_raw`).
+boundary, so callers pass the same tensors as to `serving_raw`). Every variant leaves out
+the tensor names (debug strings the runtime never reads; the signature keeps its names).
 """
 
 from __future__ import annotations
 
+import types
 from collections.abc import Iterable, Mapping
 
 import numpy as np
 import tensorflow as tf
+from tensorflow.lite.python.convert_phase import ConverterError
 
 from models.signatures import RAW_SIGNATURE
 
 VARIANTS = ("float32", "float16", "int8")
+# What a model that cannot be converted raises (the converter's own error among them).
+CONVERSION_ERRORS = (ConverterError, ValueError, RuntimeError, tf.errors.OpError)
 # The int8 calibration set: real trips from the training split, as the TFLite guide advises.
 REPRESENTATIVE_TRIPS = 100
+# The ops quantized in the int8 variant: the network's matrix products and its embedding
+# lookups (a GATHER from a constant float table); every other op is preprocessing.
+INT8_OPS = frozenset({"FULLY_CONNECTED", "GATHER"})
 
 
 def convert(
@@ -42,8 +50,11 @@ def convert(
     """
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
-    converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir, signature_keys=[RAW_SIGNATURE])
+    converter = _converter(saved_model_dir)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    # The converter's own metadata (its version and options) is a second flatbuffer pass
+    # for bytes no runtime reads.
+    converter.exclude_conversion_metadata = True
     if variant == "float16":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_types = [tf.float16]
@@ -51,25 +62,47 @@ def convert(
         if representative is None:
             raise ValueError("int8 needs a representative dataset of real raw trips")
         samples = list(representative)
+        if not samples:
+            raise ValueError("int8 needs a representative dataset of real raw trips: it is empty")
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = lambda: (dict(s) for s in samples)
-        # Only the network's dense layers in int8: quantizing the preprocessing (coordinates
-        # against their bucket boundaries, z-score statistics, comparisons) moves trips across
-        # buckets (README, Edge: `benchmarks/bench_edge.py` prints the int8 model's figures).
+        # Only the network in int8: quantizing the preprocessing (coordinates against their
+        # bucket boundaries, z-score statistics, comparisons) moves trips across buckets
+        # (README, Edge). The debugger calibrates once; the quantizer then skips every node
+        # of the calibrated model that is not one of the network's.
         debugger = tf.lite.experimental.QuantizationDebugger(
-            converter=converter,
-            debug_dataset=converter.representative_dataset,
-            debug_options=tf.lite.experimental.QuantizationDebugOptions(
-                # Every builtin op but these (no second conversion to learn which ones it has).
-                denylisted_ops=sorted(_builtin_op_names() - INT8_OPS)
-            ),
+            converter=converter, debug_dataset=converter.representative_dataset
         )
-        return debugger.get_nondebug_quantized_model()
-    return converter.convert()
+        debugger.options = tf.lite.experimental.QuantizationDebugOptions(
+            denylisted_nodes=preprocessing_nodes(debugger.calibrated_model)
+        )
+        return strip_tensor_names(debugger.get_nondebug_quantized_model())
+    return strip_tensor_names(converter.convert())
 
 
-# The ops quantized in the int8 variant: the network's matrix products.
-INT8_OPS = frozenset({"FULLY_CONNECTED"})
+def _converter(saved_model_dir: str):
+    """A converter of the `serving_raw` signature that reads the SavedModel from disk once.
+
+    `TFLiteConverter.from_saved_model` first loads the whole SavedModel into Python
+    (`tf.saved_model.load`, 1.8 s of a 5 s int8 export here) only to list its signatures
+    and keep its variables alive; the MLIR importer then reads the folder again by itself.
+    The class it returns, built directly, skips that load; the signature is checked from
+    the SavedModel proto instead.
+    """
+    from tensorflow.lite.python import lite
+    from tensorflow.python.saved_model import loader_impl
+
+    signatures = loader_impl.parse_saved_model(saved_model_dir).meta_graphs[0].signature_def
+    if RAW_SIGNATURE not in signatures:
+        raise ValueError(
+            f"{saved_model_dir} has no '{RAW_SIGNATURE}' signature (it has {sorted(signatures)})"
+        )
+    return lite.TFLiteSavedModelConverterV2(
+        saved_model_dir,
+        {tf.saved_model.SERVING},
+        [RAW_SIGNATURE],
+        types.SimpleNamespace(graph_debug_info=None),
+    )
 
 
 def representative_trips(
@@ -77,24 +110,78 @@ def representative_trips(
 ) -> list[dict[str, np.ndarray]]:
     """`count` seeded single-trip feature dicts drawn from `raw` (a split's raw features)."""
     size = len(next(iter(raw.values())))
-    picked = np.random.default_rng(seed).choice(size, count, replace=False)
-    return [{k: v[i : i + 1] for k, v in raw.items()} for i in picked]
+    return [{k: v[i : i + 1] for k, v in raw.items()} for i in representative_rows(size, count, seed)]
 
 
-def _builtin_op_names() -> set[str]:
+def representative_rows(size: int, count: int = REPRESENTATIVE_TRIPS, seed: int = 0) -> np.ndarray:
+    """The rows of a split of `size` examples that make the seeded calibration set."""
+    if size < count:
+        raise ValueError(f"the representative dataset needs {count} trips, the split has {size}")
+    return np.random.default_rng(seed).choice(size, count, replace=False)
+
+
+def _schema():
     from tensorflow.lite.python import schema_py_generated as schema
 
-    return {name for name in vars(schema.BuiltinOperator) if not name.startswith("_")}
+    return schema
+
+
+def _read(flatbuffer: bytes):
+    schema = _schema()
+    return schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(flatbuffer, 0))
+
+
+def _op_names() -> dict[int, str]:
+    return {code: name for name, code in vars(_schema().BuiltinOperator).items() if not name.startswith("_")}
+
+
+def preprocessing_nodes(flatbuffer: bytes) -> list[str]:
+    """Output tensor names of every op but the network's (`INT8_OPS` on its weights).
+
+    The network's ops: FULLY_CONNECTED, and GATHER from a constant rank-2 float table (an
+    embedding). A GATHER of anything else (a vocabulary, a computed tensor) is preprocessing.
+    Reads the flatbuffer in place (the object API would unpack every buffer and tensor).
+    """
+    schema, names = _schema(), _op_names()
+    model = schema.Model.GetRootAsModel(flatbuffer, 0)
+    codes = [model.OperatorCodes(i) for i in range(model.OperatorCodesLength())]
+    codes = [names[max(c.BuiltinCode(), c.DeprecatedBuiltinCode())] for c in codes]
+    denied = []
+    for s in range(model.SubgraphsLength()):
+        subgraph = model.Subgraphs(s)
+
+        def constant_table(index: int) -> bool:
+            tensor = subgraph.Tensors(index)  # noqa: B023 (called in this iteration only)
+            return (
+                model.Buffers(tensor.Buffer()).DataLength() > 0
+                and tensor.Type() == schema.TensorType.FLOAT32
+                and tensor.ShapeLength() == 2
+            )
+
+        for o in range(subgraph.OperatorsLength()):
+            op = subgraph.Operators(o)
+            name = codes[op.OpcodeIndex()]
+            if name == "FULLY_CONNECTED" or (name == "GATHER" and constant_table(op.Inputs(0))):
+                continue
+            denied.extend(subgraph.Tensors(op.Outputs(k)).Name().decode() for k in range(op.OutputsLength()))
+    return denied
+
+
+def strip_tensor_names(flatbuffer: bytes) -> bytes:
+    """`flatbuffer` without tensor names (the signature's input and output names stay)."""
+    import flatbuffers
+
+    model = _read(flatbuffer)
+    for subgraph in model.subgraphs:
+        for tensor in subgraph.tensors:
+            tensor.name = None
+    builder = flatbuffers.Builder(len(flatbuffer))
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
 
 
 def builtin_ops(flatbuffer: bytes) -> set[str]:
-    """The names of the builtin ops a TFLite flatbuffer runs."""
-    from tensorflow.lite.python import schema_py_generated as schema
-
-    model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(flatbuffer, 0))
-    names = {code: name for name, code in vars(schema.BuiltinOperator).items() if not name.startswith("_")}
-    return {
-        names[model.operatorCodes[op.opcodeIndex].builtinCode]
-        for subgraph in model.subgraphs
-        for op in subgraph.operators
-    }
+    """The names of the ops a TFLite flatbuffer runs (`CUSTOM` for any non-builtin, Flex included)."""
+    model, names = _schema().Model.GetRootAsModel(flatbuffer, 0), _op_names()
+    codes = [model.OperatorCodes(i) for i in range(model.OperatorCodesLength())]
+    return {names[max(c.BuiltinCode(), c.DeprecatedBuiltinCode())] for c in codes}

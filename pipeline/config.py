@@ -41,6 +41,9 @@ class PipelineConfig:
         regression_tolerance: largest AUC drop allowed against the last blessed model.
         gate_tolerance: largest gap between the served predictions' accuracy/AUC and the
             Evaluator's that the serving gate accepts.
+        edge_accuracy_tolerance, edge_auc_tolerance: largest accuracy / AUC gap between the
+            int8 edge model and the SavedModel on the eval split that the edge gate accepts
+            (a refusal stops the edge push only).
         accept_drift: let a span that drifted beyond the schema's thresholds through; the
             override is recorded in ML Metadata.
         min_span_rows: a compared span with fewer rows stops the run at the DriftGate
@@ -68,6 +71,8 @@ class PipelineConfig:
     auc_threshold: float = 0.90
     regression_tolerance: float = 0.01
     gate_tolerance: float = 0.005
+    edge_accuracy_tolerance: float = 0.01
+    edge_auc_tolerance: float = 0.005
     accept_drift: bool = False
     min_span_rows: int | None = None
     warm_start: bool = False
@@ -111,8 +116,10 @@ class PipelineConfig:
             value = getattr(self, name)
             if not value or not all(c.isalnum() or c in "_-" for c in value):
                 raise ConfigError(f"{name} must be letters, digits, '_' or '-', got {value!r}")
-        if not 0.0 <= self.gate_tolerance <= 1.0:
-            raise ConfigError(f"gate_tolerance must be within [0, 1], got {self.gate_tolerance!r}")
+        for name in ("gate_tolerance", "edge_accuracy_tolerance", "edge_auc_tolerance"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ConfigError(f"{name} must be within [0, 1], got {value!r}")
         if self.strategy not in STRATEGIES:
             raise ConfigError(f"strategy must be one of {STRATEGIES}, got {self.strategy!r}")
         module, _, function = self.run_fn.rpartition(".")

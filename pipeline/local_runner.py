@@ -99,6 +99,8 @@ def model_arguments(config: PipelineConfig) -> dict:
         auc_threshold=config.auc_threshold,
         regression_tolerance=config.regression_tolerance,
         gate_tolerance=config.gate_tolerance,
+        edge_accuracy_tolerance=config.edge_accuracy_tolerance,
+        edge_auc_tolerance=config.edge_auc_tolerance,
         accept_drift=config.accept_drift,
         min_span_rows=config.min_span_rows,
         warm_start=config.warm_start,

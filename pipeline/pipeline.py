@@ -16,6 +16,7 @@ from tfx.utils import proto_utils
 
 from components.anomaly_gate.component import AnomalyGate
 from components.drift_gate.component import DriftGate
+from components.edge_export.component import EdgeExport
 from components.example_gen.component import SpanWindowCsvExampleGen
 from components.pusher.component import AtomicPusher
 from components.resolver.component import make_baseline_resolver, make_warm_start_resolver
@@ -155,6 +156,8 @@ def create_pipeline(
     regression_tolerance: float,
     gate_tolerance: float,
     accept_drift: bool,
+    edge_accuracy_tolerance: float = 0.01,
+    edge_auc_tolerance: float = 0.005,
     min_span_rows: int | None = None,
     warm_start: bool,
     beam_pipeline_args: list[str],
@@ -169,7 +172,8 @@ def create_pipeline(
 
     ExampleGen (span window) -> StatisticsGen -> ImportSchemaGen -> ExampleValidator ->
     AnomalyGate -> DriftGate -> Transform -> Trainer -> baseline Resolver -> Evaluator -> ServingGate ->
-    AtomicPusher (pushes only when the Evaluator and the ServingGate both bless).
+    EdgeExport -> AtomicPusher (pushes the SavedModel only when the Evaluator and the
+    ServingGate both bless; beside it the int8 edge model, when the edge gate blessed that).
 
     Args:
         pipeline_name: name recorded in ML Metadata.
@@ -191,6 +195,8 @@ def create_pipeline(
             Evaluator's that the serving gate accepts.
         warm_start: start training from the latest blessed model's weights (adds a resolver).
         accept_drift: let a span that drifted beyond the schema's thresholds through (recorded).
+        edge_accuracy_tolerance: largest int8-vs-SavedModel accuracy gap the edge gate accepts.
+        edge_auc_tolerance: largest int8-vs-SavedModel AUC gap the edge gate accepts.
         min_span_rows: fewer rows in the newest or the previous span stop the run at the
             DriftGate (None: its default, `drift_gate.spec.DEFAULT_MIN_SPAN_ROWS`).
         beam_pipeline_args: Beam options for the Beam-based components.
@@ -293,10 +299,18 @@ def create_pipeline(
         evaluation=evaluator.outputs["evaluation"],
         metric_tolerance=_runtime(runtime_parameters, "gate-tolerance", float(gate_tolerance)),
     )
+    edge_export = EdgeExport(
+        model=trainer.outputs["model"],
+        examples=example_gen.outputs["examples"],
+        serving_blessing=serving_gate.outputs["blessing"],
+        accuracy_tolerance=float(edge_accuracy_tolerance),
+        auc_tolerance=float(edge_auc_tolerance),
+    )
     pusher = AtomicPusher(
         model=trainer.outputs["model"],
         model_blessing=evaluator.outputs["blessing"],
         infra_blessing=serving_gate.outputs["blessing"],
+        edge_model=edge_export.outputs["edge_model"],
         push_destination=pusher_pb2.PushDestination(
             filesystem=pusher_pb2.PushDestination.Filesystem(base_directory=serving_dir)
         ),
@@ -317,6 +331,7 @@ def create_pipeline(
             baseline,
             evaluator,
             serving_gate,
+            edge_export,
             pusher,
         ],
         enable_cache=enable_cache,

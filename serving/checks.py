@@ -84,6 +84,9 @@ class Verdict:
     examples: int
     checks: list[Check]
     tolerances: dict
+    gate: str = "Serving gate"
+    # Each signature's predictions on the replay, in order (not part of the JSON verdict).
+    answers: dict = dataclasses.field(default_factory=dict, repr=False)
 
     @property
     def blessed(self) -> bool:
@@ -118,7 +121,7 @@ class Verdict:
             if self.blessed
             else f"REFUSED ({len(self.failures)} of {len(self.checks)} checks failed)"
         )
-        lines = [f"Serving gate on {self.model} ({self.examples} examples): {outcome}"]
+        lines = [f"{self.gate} on {self.model} ({self.examples} examples): {outcome}"]
         width = max(len(check.name) for check in self.checks)
         for check in self.checks:
             lines.append(f"  [{check.status.upper():<7}] {check.name:<{width}}  {check.detail}")
@@ -169,12 +172,12 @@ def _replay(name: str, call, inputs_by_batch) -> SignatureReplay:
     for size, inputs in inputs_by_batch:
         try:
             result = call(**inputs)
-        except (tf.errors.OpError, TypeError, ValueError) as error:
+        except (tf.errors.OpError, TypeError, ValueError, RuntimeError) as error:
             message = getattr(error, "message", None) or str(error)
             return SignatureReplay(name, error=f"{type(error).__name__}: {message.splitlines()[0]}")
         if PREDICTION_KEY not in result:
             return SignatureReplay(name, error=f"no '{PREDICTION_KEY}' output (outputs: {sorted(result)})")
-        value = result[PREDICTION_KEY].numpy()
+        value = np.array(result[PREDICTION_KEY])  # a copy: TFLite reuses its output buffers
         if value.shape != (size, 1):
             return SignatureReplay(name, bad_shape=tuple(value.shape), batch=size)
         outputs.append(value[:, 0])
@@ -300,6 +303,7 @@ def run_checks(
 
     verdict.checks.append(_shape_check(replays))
     served = [r for r in replays if r.predictions is not None]
+    verdict.answers = {r.name: r.predictions for r in served}
     verdict.checks.append(_finite_check(served))
     clean = [r for r in served if np.isfinite(r.predictions).all()]
     verdict.checks.append(_parity_check(serialized_replay, raw_replay, parity_tolerance))
@@ -334,7 +338,10 @@ def _shape_check(replays: list[SignatureReplay]) -> Check:
             figures[replay.name] = {"shape": [len(replay.predictions), 1]}
     if problems:
         return Check("output_shape", FAIL, "; ".join(problems), figures)
-    return Check("output_shape", PASS, "both signatures answer (N, 1)", figures)
+    answered = (
+        "both signatures answer" if len(replays) == 2 else f"{', '.join(r.name for r in replays)} answers"
+    )
+    return Check("output_shape", PASS, f"{answered} (N, 1)", figures)
 
 
 def _finite_check(served: list[SignatureReplay]) -> Check:

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import tensorflow as tf
+from tensorflow.python.lib.io import tf_record
 from tfx.utils import path_utils
 
 from models import features
@@ -42,6 +43,18 @@ class ReplayDataError(ValueError):
 def raw_input_specs(signature) -> dict[str, tf.TensorSpec]:
     """Feature name -> TensorSpec of a raw-feature signature's inputs."""
     return dict(signature.structured_input_signature[1])
+
+
+# The dtype each raw column kind has in the schema, and so in the signatures.
+KIND_DTYPES = {"int": tf.int64, "float": tf.float32, "string": tf.string}
+
+
+def serving_raw_specs() -> dict[str, tf.TensorSpec]:
+    """The raw serving features' [None] specs as the schema types them (no model needed)."""
+    return {
+        name: tf.TensorSpec([None], KIND_DTYPES[features.RAW_COLUMN_KINDS[name]], name=name)
+        for name in features.serving_raw_features()
+    }
 
 
 def _shape_text(shape) -> str:
@@ -188,10 +201,12 @@ def resolve_model_dir(path: str | os.PathLike) -> Path:
 
 def read_tfrecords(files: Sequence[str]) -> list[bytes]:
     """All records of (GZIP-compressed when named *.gz) TFRecord files."""
+    # The record iterator hands out bytes straight from C++: 30x faster than a
+    # TFRecordDataset's one eager tensor per record (0.04 s vs 1.3 s for 10k trips).
     records = []
     for file in files:
-        compression = "GZIP" if str(file).endswith(".gz") else ""
-        records.extend(r.numpy() for r in tf.data.TFRecordDataset(str(file), compression_type=compression))
+        options = tf.io.TFRecordOptions(compression_type="GZIP" if str(file).endswith(".gz") else "")
+        records.extend(tf_record.tf_record_iterator(str(file), options))
     return records
 
 

@@ -18,5 +18,6 @@ PIPELINE_NODE_IDS = (
     "latest_blessed_model_resolver",
     "Evaluator",
     "ServingGate",
+    "EdgeExport",
     "AtomicPusher",
 )

@@ -9,11 +9,13 @@ from __future__ import annotations
 import logging
 import os
 
+import numpy as np
 from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
 from components.serving_gate import spec
+from models.signatures import RAW_SIGNATURE
 from serving import checks
 from serving.evaluation import evaluation_metrics
 from serving.requests import read_tfrecords
@@ -56,6 +58,8 @@ class Executor(base_executor.BaseExecutor):
         os.makedirs(blessing.uri, exist_ok=True)
         with open(os.path.join(blessing.uri, spec.VERDICT_FILE_NAME), "w") as handle:
             handle.write(verdict.to_json())
+        if RAW_SIGNATURE in verdict.answers:
+            np.save(os.path.join(blessing.uri, spec.RAW_ANSWERS_FILE_NAME), verdict.answers[RAW_SIGNATURE])
         blessing.set_int_custom_property(spec.BLESSED_PROPERTY, int(verdict.blessed))
         blessing.set_string_custom_property(spec.VERDICT_PROPERTY, verdict.summary())
         if verdict.blessed:

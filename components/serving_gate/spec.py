@@ -11,6 +11,9 @@ METRIC_TOLERANCE_KEY = "metric_tolerance"
 PARITY_TOLERANCE_KEY = "parity_tolerance"
 # Written into the blessing artifact's folder: every check with its figures.
 VERDICT_FILE_NAME = "verdict.json"
+# Also written there: the SavedModel's `serving_raw` answers on the split, in order (float64
+# .npy), so the edge gate compares the edge model with them without replaying again.
+RAW_ANSWERS_FILE_NAME = "serving_raw_answers.npy"
 # Custom properties of the blessing artifact. TFX's Pusher reads BLESSED_PROPERTY (1 = push).
 BLESSED_PROPERTY = "blessed"
 VERDICT_PROPERTY = "verdict"

@@ -39,6 +39,19 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
         help="largest gap between served and Evaluator accuracy/AUC the serving gate accepts",
     )
     parser.add_argument(
+        "--edge-accuracy-tolerance",
+        type=float,
+        default=PipelineConfig.edge_accuracy_tolerance,
+        help="largest int8 edge model vs SavedModel accuracy gap the edge gate accepts",
+    )
+    parser.add_argument(
+        "--edge-auc-tolerance",
+        type=float,
+        default=PipelineConfig.edge_auc_tolerance,
+        help="largest int8 edge model vs SavedModel AUC gap the edge gate accepts "
+        "(a refusal stops the edge push only)",
+    )
+    parser.add_argument(
         "--strategy",
         default=PipelineConfig.strategy,
         help="distribution: auto (TF_CONFIG and devices decide), one_device, mirrored, multi_worker",
@@ -97,6 +110,8 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
         auc_threshold=args.auc_threshold,
         regression_tolerance=args.regression_tolerance,
         gate_tolerance=args.gate_tolerance,
+        edge_accuracy_tolerance=args.edge_accuracy_tolerance,
+        edge_auc_tolerance=args.edge_auc_tolerance,
         accept_drift=args.accept_drift,
         warm_start=args.warm_start,
         strategy=args.strategy,

@@ -16,6 +16,8 @@ from ml_metadata.proto import metadata_store_pb2
 from tfx.orchestration import metadata
 
 from components.drift_gate import spec as drift_spec
+from components.edge_export import spec as edge_spec
+from components.pusher import spec as pusher_spec
 from components.serving_gate import spec as gate_spec
 from serving.evaluation import evaluation_metrics, slice_name
 
@@ -77,6 +79,13 @@ class RunReport:
     gate_summary: str | None = None
     gate_checks: list[dict] = dataclasses.field(default_factory=list)
     stopped: str | None = None  # "data gate: <why>" when a gate stopped the run (see record_stop)
+    edge_blessed: bool | None = None  # the edge gate's verdict on the int8 model (EdgeExport)
+    edge_summary: str | None = None
+    edge_bytes: int | None = None
+    edge_checks: list[dict] = dataclasses.field(default_factory=list)
+    edge_pushed: bool | None = None  # the Pusher wrote it to <serving>/edge/<version>/
+    edge_path: str | None = None
+    edge_reason: str | None = None  # why the Pusher did not push it
 
     @property
     def pushed_new_version(self) -> bool:
@@ -239,11 +248,24 @@ def load_report(metadata_path: str | Path, run_id: str | None = None, store=None
                 report.gate_checks = _gate_checks(blessing.uri)
             else:
                 report.blessed = blessed
+        for edge_model in node.outputs.get("edge_model", []):
+            props = edge_model.custom_properties
+            if edge_spec.BLESSED_PROPERTY in props:
+                report.edge_blessed = props[edge_spec.BLESSED_PROPERTY].int_value == 1
+                report.edge_summary = props[edge_spec.VERDICT_PROPERTY].string_value
+                report.edge_bytes = props[edge_spec.BYTES_PROPERTY].int_value
+                report.edge_checks = _verdict_checks(Path(edge_model.uri) / edge_spec.VERDICT_FILE_NAME)
         for pushed in node.outputs.get("pushed_model", []):
             props = pushed.custom_properties
             if props.get("pushed") is not None and props["pushed"].int_value == 1:
                 report.pushed_version = props["pushed_version"].string_value
                 report.pushed_path = props["pushed_destination"].string_value
+            if pusher_spec.EDGE_PUSHED_PROPERTY in props:
+                report.edge_pushed = props[pusher_spec.EDGE_PUSHED_PROPERTY].int_value == 1
+                if pusher_spec.EDGE_DESTINATION_PROPERTY in props:
+                    report.edge_path = props[pusher_spec.EDGE_DESTINATION_PROPERTY].string_value
+                if pusher_spec.EDGE_REASON_PROPERTY in props:
+                    report.edge_reason = props[pusher_spec.EDGE_REASON_PROPERTY].string_value
     return report
 
 
@@ -261,7 +283,10 @@ def _rollback_pin(pushed_path: str | None) -> int | None:
 
 
 def _gate_checks(blessing_uri: str) -> list[dict]:
-    path = Path(blessing_uri) / gate_spec.VERDICT_FILE_NAME
+    return _verdict_checks(Path(blessing_uri) / gate_spec.VERDICT_FILE_NAME)
+
+
+def _verdict_checks(path: Path) -> list[dict]:
     return json.loads(path.read_text())["checks"] if path.is_file() else []
 
 
@@ -325,8 +350,15 @@ def format_report(report: RunReport) -> str:
                 for check in report.gate_checks
                 if check["status"] == "fail"
             )
+    lines.extend(_edge_gate_lines(report))
     if report.pushed_version and report.pushed_new_version:
         lines.append(f"Pushed: version {report.pushed_version} -> {report.pushed_path}")
+        if report.edge_pushed:
+            lines.append(f"Edge model: int8, {report.edge_bytes:,} bytes -> {report.edge_path}")
+        elif report.edge_pushed is False:
+            lines.append(
+                f"Edge model: not pushed ({report.edge_reason}); the SavedModel push above is unaffected"
+            )
         pin = _rollback_pin(report.pushed_path)
         if pin is not None and str(pin) != report.pushed_version:
             lines.append(
@@ -345,6 +377,17 @@ def format_report(report: RunReport) -> str:
         ]
         lines.append(f"Pushed: nothing ({' and '.join(w for w in why if w) or 'see above'})")
     return "\n".join(lines)
+
+
+def _edge_gate_lines(report: RunReport) -> list[str]:
+    if report.edge_blessed is None:
+        return []
+    if report.edge_blessed:
+        agreement = next((c for c in report.edge_checks if c["name"] == "agreement"), None)
+        figures = f": {agreement['detail']}" if agreement and agreement["status"] == "pass" else ""
+        return [f"Edge gate: {report.edge_summary}{figures}"]
+    failed = [c for c in report.edge_checks if c["status"] == "fail"]
+    return ["Edge gate: REFUSED the int8 edge model"] + [f"  - {c['name']}: {c['detail']}" for c in failed]
 
 
 # Gates whose failure stops a run, and how the run's status names them.

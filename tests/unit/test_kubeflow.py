@@ -106,7 +106,7 @@ def test_every_executor_runs_the_image_with_the_beam_args(spec):
     containers = {
         k: v["container"] for k, v in spec["deploymentSpec"]["executors"].items() if "container" in v
     }
-    assert len(containers) == 11
+    assert len(containers) == 12
     for name, container in containers.items():
         assert container["image"] == IMAGE, name
         assert container["command"][:3] == [
@@ -127,6 +127,17 @@ def test_every_executor_runs_the_image_with_the_beam_args(spec):
     assert trainer_args["run_fn"]["runtimeValue"]["constant"] == "models.trainer.run_fn"
     assert "module_file" not in trainer_args
     assert "/work/" not in json.dumps(spec) and str(REPO) not in json.dumps(spec)
+
+
+def test_the_edge_model_travels_as_a_custom_artifact_from_edge_export_to_the_pusher(spec):
+    outputs = spec["components"]["EdgeExport"]["outputDefinitions"]["artifacts"]
+    # A custom type travels as its schema title (KFP recovers the type by that name at run time).
+    assert outputs["edge_model"]["artifactType"]["instanceSchema"].startswith("title: taxi.EdgeModel\n")
+    pusher_inputs = spec["root"]["dag"]["tasks"]["AtomicPusher"]["inputs"]["artifacts"]
+    assert pusher_inputs["edge_model"]["taskOutputArtifact"] == {
+        "outputArtifactKey": "edge_model",
+        "producerTask": "EdgeExport",
+    }
 
 
 def test_trainer_asks_for_gpus_and_the_others_for_sensible_resources(spec):
