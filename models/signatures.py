@@ -91,7 +91,10 @@ def raw_features_as_parsed(inputs: dict[str, tf.Tensor], serving_spec: dict) -> 
     every row.
     """
     names = sorted(inputs)
-    batch = tf.shape(inputs[names[0]])[0]
+    batch = tf.shape(inputs[names[0]], out_type=tf.int64)[0]
+    # One [N, 1] dense shape for every optional feature, and per feature only: a presence
+    # mask, its positions, their values (a few ops each: the edge model's graph is this one).
+    dense_shape = tf.stack([batch, tf.constant(1, tf.int64)])
     parsed = {}
     for name in names:
         # A loaded signature does not enforce its TensorSpec shapes at call time: without this
@@ -99,32 +102,31 @@ def raw_features_as_parsed(inputs: dict[str, tf.Tensor], serving_spec: dict) -> 
         # "Shape of tensor <feature> [N,1] is not compatible with expected shape [?]".
         checked = tf.ensure_shape(inputs[name], [None], name=name)
         same_batch = tf.debugging.assert_equal(
-            tf.shape(checked)[0],
+            tf.shape(checked, out_type=tf.int64)[0],
             batch,
             message=f"raw feature '{name}' has a different batch size from '{names[0]}'",
         )
         with tf.control_dependencies([same_batch]):  # Checked before any use of the value.
             value = tf.identity(checked)
         if isinstance(serving_spec[name], tf.io.VarLenFeature):
-            present = tf.logical_not(is_missing(value))
-            rows = tf.where(present)[:, 0]
+            rows = tf.where(is_present(value))  # [K, 1]: the rows holding a value
             parsed[name] = tf.SparseTensor(
-                indices=tf.stack([rows, tf.zeros_like(rows)], axis=1),
-                values=tf.boolean_mask(value, present),
-                dense_shape=tf.stack([tf.shape(value, out_type=tf.int64)[0], tf.constant(1, tf.int64)]),
+                indices=tf.pad(rows, [[0, 0], [0, 1]]),  # (row, 0)
+                values=tf.gather_nd(value, rows),
+                dense_shape=dense_shape,
             )
         else:
             parsed[name] = value
     return parsed
 
 
-def is_missing(value: tf.Tensor) -> tf.Tensor:
-    """True where a dense raw value is its dtype's missing marker."""
+def is_present(value: tf.Tensor) -> tf.Tensor:
+    """True where a dense raw value is not its dtype's missing marker."""
     if value.dtype == tf.string:
-        return tf.equal(value, features.MISSING_STRING)
+        return tf.not_equal(value, features.MISSING_STRING)
     if value.dtype.is_floating:
-        return tf.math.is_nan(value)
-    return tf.equal(value, tf.cast(features.MISSING_INT, value.dtype))
+        return tf.equal(value, value)  # False for NaN only
+    return tf.not_equal(value, tf.cast(features.MISSING_INT, value.dtype))
 
 
 def export_model(model: tf.keras.Model, tf_transform_output: tft.TFTransformOutput, path: str) -> None:

@@ -122,10 +122,15 @@ def saved_model_answers(model_dir: str | os.PathLike, raw: dict[str, np.ndarray]
     """The SavedModel's `serving_raw` probabilities (N,) for dense raw features."""
     signature = tf.saved_model.load(str(model_dir)).signatures[RAW_SIGNATURE]
     count = len(next(iter(raw.values())))
-    out = [
-        signature(**{k: tf.constant(v[rows]) for k, v in raw.items()})[PREDICTION_KEY].numpy()[:, 0]
-        for rows in _chunks(np.arange(count), REPLAY_BATCH_SIZE)
-    ]
+    out = []
+    for rows in _chunks(np.arange(count), REPLAY_BATCH_SIZE):
+        answer = signature(**{k: tf.constant(v[rows]) for k, v in raw.items()})[PREDICTION_KEY].numpy()
+        if answer.shape != (len(rows), 1):
+            raise ValueError(
+                f"the SavedModel {model_dir} answered shape {answer.shape} for {len(rows)} examples, "
+                f"expected ({len(rows)}, 1)"
+            )
+        out.append(answer[:, 0])
     return np.concatenate(out).astype(np.float64)
 
 
@@ -185,7 +190,14 @@ def run_edge_checks(
     verdict.checks.append(batch_check)
     verdict.checks.append(_degenerate_check(clean))
     if isinstance(reference, str | os.PathLike):
-        reference = saved_model_answers(reference, raw)
+        try:
+            reference = saved_model_answers(reference, raw)
+        except (ValueError, tf.errors.OpError) as error:
+            reason = str(error).strip().splitlines()[0]
+            verdict.checks.append(
+                Check("agreement", FAIL, f"no SavedModel answers to compare with: {reason}")
+            )
+            return verdict
     verdict.checks.append(
         _agreement_check(clean, reference, labels_of(examples), accuracy_tolerance, auc_tolerance)
     )

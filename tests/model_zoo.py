@@ -56,18 +56,32 @@ RAW_DTYPES = {
     **{c: tf.float32 for c in features.RAW_FLOAT_COLUMNS},
     **{c: tf.string for c in features.RAW_STRING_COLUMNS},
 }
+CREDIT_CARD = b"Credit Card"
 SERVING_SPEC = {name: tf.io.VarLenFeature(RAW_DTYPES[name]) for name in features.serving_raw_features()}
 
 
 def _dense(parsed: dict) -> dict:
-    """Sparse single-valued features -> dense [N], a missing value as its dtype's marker."""
+    """Sparse single-valued features -> dense [N], a missing value as its dtype's marker.
+
+    Builtin TFLite ops only, so that the zoo converts for the edge gate too: each row's
+    position among the values (0 when absent) picks from [marker, values...]. TFLite has no
+    string concatenation, so a string feature is first compared with the one value the
+    model reads ("Credit Card": 1.0, any other or missing: 0.0), as the real Transform maps
+    strings to ids before densifying.
+    """
     dense = {}
     for name, value in parsed.items():
-        rows = value.dense_shape[0]
-        dense[name] = tf.sparse.to_dense(
-            tf.SparseTensor(value.indices, value.values, tf.stack([rows, tf.constant(1, tf.int64)])),
-            default_value=missing_marker(value.dtype),
-        )[:, 0]
+        values = value.values
+        if values.dtype == tf.string:
+            values = tf.cast(tf.equal(values, CREDIT_CARD), tf.float32)
+            marker = tf.constant([0.0])
+        else:
+            marker = tf.constant([missing_marker(values.dtype)], values.dtype)
+        count = tf.shape(values, out_type=tf.int64)[0]
+        positions = tf.scatter_nd(
+            value.indices[:, :1], tf.range(1, count + 1), tf.reshape(value.dense_shape[0], [1])
+        )
+        dense[name] = tf.gather(tf.concat([marker, values], axis=0), positions)
     return dense
 
 
@@ -79,11 +93,12 @@ def _fare_term(fare: tf.Tensor, transformed: bool) -> tf.Tensor:
 class ZooModel(tf.Module):
     """P(big tipper) = sigmoid(3 * credit card + 0.8 * log1p(fare) - 3.5), or a faulty variant."""
 
-    def __init__(self, fault: str | None = None):
+    def __init__(self, fault: str | None = None, dense: bool = False):
         super().__init__()
         if fault is not None and fault not in FAULTS:
             raise ValueError(f"unknown fault {fault!r}; known: {sorted(FAULTS)}")
         self.fault = fault
+        self.dense = dense
         raw_specs = raw_tensor_specs(SERVING_SPEC)
         if fault == "rank2_raw_input":
             raw_specs["fare"] = tf.TensorSpec([None, 1], tf.float32, name="fare")
@@ -110,9 +125,9 @@ class ZooModel(tf.Module):
         return {PREDICTION_KEY: self._probabilities(raw, fare, raw_path=True)}
 
     def _probabilities(self, raw: dict, fare: tf.Tensor, raw_path: bool) -> tf.Tensor:
-        credit = tf.cast(tf.equal(raw["payment_type"], b"Credit Card"), tf.float32)
+        credit = raw["payment_type"]  # 1.0 for "Credit Card" (see _dense)
         transformed = not (raw_path and self.fault == "skip_transform")
-        logit = 3.0 * credit + _fare_term(fare, transformed) - 3.5
+        logit = _logit(credit, _fare_term(fare, transformed), self.dense)
         if self.fault == "nan":
             logit += tf.sqrt(raw["trip_miles"] - 1.0)
         if self.fault == "broadcast_raw" and raw_path:
@@ -130,6 +145,22 @@ class ZooModel(tf.Module):
         return tf.reshape(probabilities, [-1, 1])
 
 
+# The same logit through two dense layers: relu(z) and relu(-z), then their difference.
+HIDDEN_WEIGHTS = [[3.0, -3.0], [1.0, -1.0], [-3.5, 3.5]]
+OUTPUT_WEIGHTS = [[1.0], [-1.0]]
+
+
+def _logit(credit: tf.Tensor, fare_term: tf.Tensor, dense: bool) -> tf.Tensor:
+    """3 * credit + fare_term - 3.5; with `dense`, computed by a two-unit hidden layer (for int8)."""
+    if not dense:
+        return 3.0 * credit + fare_term - 3.5
+    if fare_term.shape.rank == 2:  # the broadcast faults keep their shapes
+        return 3.0 * credit + fare_term - 3.5
+    inputs = tf.stack([credit, fare_term, tf.ones_like(credit)], axis=1)
+    hidden = tf.nn.relu(tf.matmul(inputs, tf.constant(HIDDEN_WEIGHTS)))
+    return tf.matmul(hidden, tf.constant(OUTPUT_WEIGHTS))[:, 0]
+
+
 def _batch_fault(fault: str | None, logit: tf.Tensor) -> tf.Tensor:
     """`logit` [N] as a batch-dependent fault changes it (unchanged for other faults)."""
     if fault == "batch_mean_blend":
@@ -138,7 +169,7 @@ def _batch_fault(fault: str | None, logit: tf.Tensor) -> tf.Tensor:
         mean, variance = tf.nn.moments(logit, axes=[0])
         return (logit - mean) / tf.sqrt(variance + 1e-3) * 1.5 - 1.0
     if fault == "order_dependent":
-        return logit + 0.5 * tf.roll(logit, shift=1, axis=0)
+        return logit + 0.5 * tf.concat([logit[-1:], logit[:-1]], axis=0)  # tf.roll by 1 (builtin ops)
     if fault == "padding":
         count = tf.shape(logit)[0]
         padded = tf.concat([tf.zeros([(-count) % 8]), logit], axis=0)
@@ -146,9 +177,9 @@ def _batch_fault(fault: str | None, logit: tf.Tensor) -> tf.Tensor:
     return logit
 
 
-def save_zoo_model(path: str, fault: str | None = None) -> str:
+def save_zoo_model(path: str, fault: str | None = None, dense: bool = False) -> str:
     """Save a ZooModel with the project's two serving signatures; return `path`."""
-    model = ZooModel(fault)
+    model = ZooModel(fault, dense)
     tf.saved_model.save(
         model,
         path,

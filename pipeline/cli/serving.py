@@ -12,12 +12,15 @@ from pipeline.ops.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 def add_commands(commands) -> None:
     """Add `verify`, `serve` and `rollback` to the CLI's subparsers."""
     verify = commands.add_parser(
-        "verify", help="run the serving gate's checks on a SavedModel against raw data"
+        "verify",
+        help="run the serving gate's checks on a SavedModel (or the edge gate's on a .tflite) "
+        "against raw data",
     )
     verify.add_argument(
         "--model",
         required=True,
-        help="a SavedModel folder, a Trainer model artifact, or a serving directory (newest version)",
+        help="a SavedModel folder, a Trainer model artifact, or a serving directory (newest version); "
+        "or an edge model: a .tflite file, or a folder holding model.tflite",
     )
     verify.add_argument(
         "--data",
@@ -32,6 +35,17 @@ def add_commands(commands) -> None:
     )
     verify.add_argument("--metric-tolerance", type=float, default=None)
     verify.add_argument("--parity-tolerance", type=float, default=None)
+    verify.add_argument(
+        "--reference",
+        help="edge model: the SavedModel it must agree with (default: the saved_model its "
+        "metadata.json names; without one the agreement check is skipped)",
+    )
+    verify.add_argument(
+        "--accuracy-tolerance", type=float, default=None, help="edge model: largest accuracy gap (0.01)"
+    )
+    verify.add_argument(
+        "--auc-tolerance", type=float, default=None, help="edge model: largest AUC gap (0.005)"
+    )
     verify.add_argument("--json", dest="json_path", help="also write the verdict as JSON here")
     verify.set_defaults(handler=verify_command)
     serve = commands.add_parser(
@@ -86,10 +100,86 @@ def add_commands(commands) -> None:
     rollback.set_defaults(handler=rollback_command)
 
 
+def _edge_model_file(path: str):
+    """The .tflite that `--model` names (a file, or a folder holding model.tflite), else None."""
+    from pathlib import Path
+
+    from components.edge_export.spec import MODEL_FILE_NAME
+
+    path = Path(path)
+    if path.suffix == ".tflite":
+        return path
+    return path / MODEL_FILE_NAME if (path / MODEL_FILE_NAME).is_file() else None
+
+
+def _edge_reference(args: argparse.Namespace, model_file) -> str | None:
+    """--reference, else the SavedModel the edge model's metadata.json names (if it exists)."""
+    import json
+
+    from components.edge_export.spec import METADATA_FILE_NAME
+    from serving import requests as serving
+
+    if args.reference:
+        return str(serving.resolve_model_dir(args.reference))
+    metadata = model_file.parent / METADATA_FILE_NAME
+    if not metadata.is_file():
+        return None
+    try:
+        saved_model = json.loads(metadata.read_text()).get("saved_model")
+    except ValueError as error:
+        raise serving.ReplayDataError(f"{metadata}: not JSON ({error})") from None
+    try:
+        return str(serving.resolve_model_dir(saved_model)) if saved_model else None
+    except FileNotFoundError:
+        return None
+
+
+def verify_edge_command(args: argparse.Namespace, model_file) -> int:
+    """The edge gate's checks on a TFLite model; agreement against --reference or its SavedModel."""
+    from serving import edge_checks
+    from serving import requests as serving
+
+    accuracy_tolerance = (
+        edge_checks.DEFAULT_ACCURACY_TOLERANCE if args.accuracy_tolerance is None else args.accuracy_tolerance
+    )
+    auc_tolerance = edge_checks.DEFAULT_AUC_TOLERANCE if args.auc_tolerance is None else args.auc_tolerance
+    if accuracy_tolerance < 0 or auc_tolerance < 0:
+        print("error: tolerances must be non-negative", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        if not model_file.is_file():
+            raise FileNotFoundError(f"no edge model at {model_file}")
+        flatbuffer = model_file.read_bytes()
+        reference = _edge_reference(args, model_file)
+        examples = serving.load_replay_examples(args.data, split=args.split)
+    except (FileNotFoundError, serving.ReplayDataError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    verdict = edge_checks.run_edge_checks(
+        flatbuffer,
+        examples,
+        reference=reference,
+        accuracy_tolerance=accuracy_tolerance,
+        auc_tolerance=auc_tolerance,
+        name=str(model_file),
+    )
+    print(verdict.format())
+    if reference:
+        print(f"Compared with the SavedModel at {reference}")
+    if args.json_path:
+        with open(args.json_path, "w") as handle:
+            handle.write(verdict.to_json())
+    return EXIT_OK if verdict.blessed else EXIT_FAILED
+
+
 def verify_command(args: argparse.Namespace) -> int:
     """Run the serving gate's checks on `--model` against `--data`; print the verdict."""
     from serving import checks
     from serving import requests as serving
+
+    model_file = _edge_model_file(args.model)
+    if model_file is not None:
+        return verify_edge_command(args, model_file)
 
     metric_tolerance = (
         checks.DEFAULT_METRIC_TOLERANCE if args.metric_tolerance is None else args.metric_tolerance
