@@ -48,7 +48,13 @@ class Outcome:
 
 
 def serving_versions(root: Path) -> list[str]:
+    """The SavedModel versions (integer folders; the edge models live in `edge/` beside them)."""
     base = PipelineConfig(root=root).serving_dir
+    return sorted(p.name for p in base.iterdir() if p.name.isdigit()) if base.is_dir() else []
+
+
+def edge_versions(root: Path) -> list[str]:
+    base = PipelineConfig(root=root).serving_dir / "edge"
     return sorted(p.name for p in base.iterdir()) if base.is_dir() else []
 
 
@@ -98,6 +104,9 @@ def runs(tmp_path_factory) -> dict[str, Outcome]:
     outcomes["batch_blend"] = run_cli(
         root, config=PipelineConfig(root=root, run_fn="batch_blend_trainer.run_fn")
     )
+    # The cold run's model again, with edge tolerances no int8 model can meet: only EdgeExport
+    # and the Pusher run; the SavedModel is pushed, the edge model is not.
+    outcomes["edge_refused"] = run_cli(root, "--edge-accuracy-tolerance", "0", "--edge-auc-tolerance", "0")
     outcomes["root"] = root
     return outcomes
 
@@ -369,7 +378,9 @@ def test_runs_lists_every_run_with_its_status_from_ml_metadata(runs):
     with contextlib.redirect_stdout(out):
         assert main(["runs", "--root", str(runs["root"])]) == EXIT_OK
     rows = out.getvalue().splitlines()[1:]
-    order = ["cold", "cached", "unreachable", "skewed", "anomaly", "missing_column", "batch_blend"]
+    order = [
+        "cold", "cached", "unreachable", "skewed", "anomaly", "missing_column", "batch_blend", "edge_refused",
+    ]  # fmt: skip
     assert len(rows) == len(order)
     by_name = dict(zip(order, rows))
     for name in order:
@@ -937,69 +948,118 @@ def test_the_cli_console_is_quiet_without_the_makefiles_environment(bad_data, tm
 # ---------------------------------------------------------------- the edge runtime (issue 18)
 
 
-def test_the_pushed_model_converts_with_builtin_ops_and_answers_the_same_in_the_edge_runtime(runs, tmp_path):
-    """serving_raw -> TFLite with TFLITE_BUILTINS only (no Flex), run by ai-edge-litert in its own venv."""
+def _edge_runtime(model: Path, raw: dict, tmp_path: Path, name: str) -> dict:
+    """Answers of `model` in the standalone edge runtime (.venv-edge: ai-edge-litert, no TensorFlow)."""
     import subprocess
 
     import numpy as np
-    import tensorflow as tf
-
-    from models.edge import convert
-    from serving.requests import csv_to_examples, examples_to_raw, raw_input_specs, resolve_model_dir
 
     repo = Path(__file__).resolve().parents[2]
     edge_python = repo / ".venv-edge" / "bin" / "python"
     assert (
         edge_python.exists()
     ), "no edge venv: `make setup` builds .venv-edge (ai-edge-litert, no TensorFlow)"
-    model_dir = resolve_model_dir(PipelineConfig(root=runs["root"]).serving_dir)
-    flatbuffer = tmp_path / "model.tflite"
-    flatbuffer.write_bytes(convert(str(model_dir), "float32"))  # raises if any op needs Flex
-    raw_fn = tf.saved_model.load(str(model_dir)).signatures["serving_raw"]
-    examples = csv_to_examples(runs["root"] / "data" / "span-8" / embedded.SPAN_FILE_NAME)[:300]
-    raw = examples_to_raw(examples, raw_input_specs(raw_fn))
-    expected = raw_fn(**{k: tf.constant(v) for k, v in raw.items()})["probabilities"].numpy()
-    np.savez(tmp_path / "inputs.npz", **raw)
+    np.savez(tmp_path / f"{name}-inputs.npz", **raw)
     result = subprocess.run(
-        [
-            str(edge_python),
-            str(repo / "tests" / "edge_runner.py"),
-            str(flatbuffer),
-            str(tmp_path / "inputs.npz"),
-            str(tmp_path / "out.npz"),
-        ],
+        [str(edge_python), str(repo / "tests" / "edge_runner.py"), str(model)]
+        + [str(tmp_path / f"{name}-inputs.npz"), str(tmp_path / f"{name}-out.npz")],
         capture_output=True,
         text=True,
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    answers = np.load(tmp_path / "out.npz")
-    # Missing markers included (span 8 has blank cells), batched and one at a time.
-    assert any((v == -1).any() or (v.dtype.kind == "f" and np.isnan(v).any()) for v in raw.values())
-    np.testing.assert_allclose(answers["batch"], expected, atol=1e-5)
-    np.testing.assert_allclose(answers["single"], expected, atol=1e-5)
+    return dict(np.load(tmp_path / f"{name}-out.npz"))
 
-    # int8: calibrated on 100 seeded training-window trips (span 7), the preprocessing kept in
-    # float32; builtin ops only, in the same edge runtime, and close to the SavedModel on span 8.
-    from models.edge import INT8_OPS, builtin_ops, representative_trips
+
+def test_the_pushed_edge_model_runs_in_the_edge_runtime_and_meets_the_int8_bars(runs, tmp_path):
+    """The int8 model the Pusher wrote beside the cold run's version, judged on the eval split."""
+    import json
+
+    import numpy as np
+    import tensorflow as tf
+
+    from models.edge import INT8_OPS, builtin_ops, convert
     from serving.checks import accuracy, auc
-    from serving.requests import labels_of
+    from serving.requests import examples_to_raw, labels_of, load_replay_examples, serving_raw_specs
 
-    train = csv_to_examples(runs["root"] / "data" / "span-7" / embedded.SPAN_FILE_NAME)
-    int8 = convert(
-        str(model_dir), "int8", representative_trips(examples_to_raw(train, raw_input_specs(raw_fn)))
+    cold = runs["cold"].report
+    assert cold.edge_blessed is True and cold.edge_pushed is True, (cold.edge_summary, cold.edge_reason)
+    folder = PipelineConfig(root=runs["root"]).serving_dir / "edge" / cold.pushed_version
+    assert Path(cold.edge_path) == folder
+    model = folder / "model.tflite"
+    metadata = json.loads((folder / "metadata.json").read_text())
+    assert metadata["version"] == int(cold.pushed_version) and metadata["saved_model"] == cold.pushed_path
+    assert metadata["bytes"] == model.stat().st_size == cold.edge_bytes
+    assert metadata["variant"] == "int8"
+    assert metadata["representative"] == {"split": "train", "trips": 100, "seed": 0}
+    assert [i["name"] for i in metadata["inputs"]] == sorted(serving_raw_specs())
+    assert f"Edge model: int8, {cold.edge_bytes:,} bytes -> {folder}" in runs["cold"].stdout
+
+    flatbuffer = model.read_bytes()
+    assert "CUSTOM" not in builtin_ops(flatbuffer) and INT8_OPS | {"QUANTIZE"} <= builtin_ops(flatbuffer)
+    float32 = convert(cold.pushed_path, "float32")  # raises if any op needs Flex
+    assert len(flatbuffer) <= 0.35 * len(float32), (len(flatbuffer), len(float32))
+
+    # The eval split the gate replayed, through the edge runtime and through the SavedModel.
+    examples_uri = next(
+        a.uri for n in cold.nodes if n.node_id == "SpanWindowCsvExampleGen" for a in n.outputs["examples"]
     )
-    assert len(int8) <= 0.5 * flatbuffer.stat().st_size, (len(int8), flatbuffer.stat().st_size)
-    # The dense layers run in int8, between a QUANTIZE and a DEQUANTIZE.
-    assert {"QUANTIZE", "DEQUANTIZE"} | INT8_OPS <= builtin_ops(int8)
-    (tmp_path / "int8.tflite").write_bytes(int8)
-    result = subprocess.run(
-        [str(edge_python), str(repo / "tests" / "edge_runner.py"), str(tmp_path / "int8.tflite")]
-        + [str(tmp_path / "inputs.npz"), str(tmp_path / "out8.npz")],
-        capture_output=True,
-        text=True,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    quantized = np.load(tmp_path / "out8.npz")["batch"].ravel()
+    examples = load_replay_examples(examples_uri, split="eval")
+    raw = examples_to_raw(examples, serving_raw_specs())
+    signature = tf.saved_model.load(cold.pushed_path).signatures["serving_raw"]
+    expected = signature(**{k: tf.constant(v) for k, v in raw.items()})["probabilities"].numpy().ravel()
+    answers = _edge_runtime(model, raw, tmp_path, "int8")
+    edge = answers["batch"].ravel()
+    # Missing markers included (the eval split has blank cells), batched and one at a time alike.
+    assert any((v == -1).any() or (v.dtype.kind == "f" and np.isnan(v).any()) for v in raw.values())
+    np.testing.assert_allclose(answers["single"].ravel(), edge, atol=1e-6)
     labels = labels_of(examples)
-    assert abs(accuracy(labels, quantized) - accuracy(labels, expected.ravel())) <= 0.01
-    assert abs(auc(labels, quantized) - auc(labels, expected.ravel())) <= 0.01
+    assert abs(accuracy(labels, edge) - accuracy(labels, expected)) <= 0.01
+    assert abs(auc(labels, edge) - auc(labels, expected)) <= 0.005
+    # The runtime's answers are the ones the gate measured.
+    gate = metadata["gate"]
+    assert gate["examples"] == len(examples)
+    assert gate["edge"]["auc"] == pytest.approx(auc(labels, edge), abs=1e-6)
+    assert gate["max_abs_difference"] == pytest.approx(np.abs(edge - expected).max(), abs=1e-5)
+
+    # float32: the very graph of the SavedModel, answering the same in the edge runtime.
+    (tmp_path / "float32.tflite").write_bytes(float32)
+    same = _edge_runtime(tmp_path / "float32.tflite", {k: v[:300] for k, v in raw.items()}, tmp_path, "f32")
+    np.testing.assert_allclose(same["batch"].ravel(), expected[:300], atol=1e-5)
+
+
+def test_verify_runs_the_edge_gate_on_the_pushed_tflite(runs):
+    cold = runs["cold"].report
+    model = Path(cold.edge_path) / "model.tflite"
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        status = main(["verify", "--model", str(model), "--data", str(runs["root"] / "data" / "span-8")])
+    assert status == EXIT_OK, out.getvalue()
+    text = out.getvalue()
+    assert "[PASS   ] agreement" in text and f"Compared with the SavedModel at {cold.pushed_path}" in text
+
+
+def test_a_batch_dependent_model_is_refused_at_the_edge_too(runs):
+    blend = runs["batch_blend"].report
+    states = {n.node_id: n.state for n in blend.nodes}
+    assert states["EdgeExport"] == "ran"
+    assert blend.edge_blessed is False
+    failed = [c["name"] for c in blend.edge_checks if c["status"] == "fail"]
+    assert "batch_invariance" in failed, blend.edge_checks
+    assert "Edge gate: REFUSED the int8 edge model" in runs["batch_blend"].stdout
+    assert edge_versions(runs["root"]) == [runs["cold"].report.pushed_version]
+
+
+def test_an_edge_refusal_leaves_the_saved_model_push_alone_and_the_summary_says_so(runs):
+    refused = runs["edge_refused"]
+    assert refused.status == EXIT_OK, refused.stdout + refused.stderr
+    states = {n.node_id: n.state for n in refused.report.nodes}
+    assert {k for k, v in states.items() if v == "ran"} == {"EdgeExport", "AtomicPusher"}, states
+    report = refused.report
+    assert report.pushed_new_version and report.pushed_version not in runs["batch_blend"].versions
+    assert refused.versions == sorted(runs["batch_blend"].versions + [report.pushed_version])
+    assert report.edge_blessed is False and report.edge_pushed is False
+    assert report.edge_reason.startswith("the edge gate refused it: refused: agreement:")
+    assert edge_versions(runs["root"]) == [runs["cold"].report.pushed_version]
+    assert f"Pushed: version {report.pushed_version}" in refused.stdout
+    assert "Edge model: not pushed (the edge gate refused it" in refused.stdout
+    assert "the SavedModel push above is unaffected" in refused.stdout

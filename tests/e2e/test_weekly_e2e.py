@@ -98,10 +98,14 @@ def test_versions_only_grow_and_the_worse_week_is_not_pushed(weeks):
     assert worse.blessed is False and worse.pushed_version is None
     assert worse.auc < rows[WORSE_WEEK - 2].auc - 0.05
     assert "not pushed: not blessed" in worse.outcome and "auc change vs baseline" in worse.outcome
-    served = sorted(int(p.name) for p in weeks["serving"].iterdir())
+    served = sorted(int(p.name) for p in weeks["serving"].iterdir() if p.name.isdigit())
     accepted = weeks["accepted_report"]
     later = [int(accepted.pushed_version)] if accepted.pushed_new_version else []
     assert served == pushed + later  # the week-5 run (drift accepted) comes after the replay
+    # Each edge model sits beside a pushed version of its own week (a week's edge gate may refuse).
+    edge = weeks["serving"] / "edge"
+    edge_versions = sorted(int(p.name) for p in edge.iterdir()) if edge.is_dir() else []
+    assert edge_versions and set(edge_versions) <= set(served)
 
 
 def test_the_replay_prints_one_row_per_week(weeks):

@@ -40,3 +40,56 @@ def test_an_older_run_is_not_marked_for_a_stop_that_came_later(tmp_path):
     store_with_run(db, "old-run")
     assert history.record_stop(db, "data gate", "why", since=time.time() + 60) is None
     assert history.load_report(db).stopped is None
+
+
+def _pushed_report(**edge) -> history.RunReport:
+    pusher = history.NodeRun("AtomicPusher", "ran", 0.1, outputs={"pushed_model": []})
+    return history.RunReport(
+        run_id="r",
+        nodes=[pusher],
+        overall={},
+        slices=[],
+        blessed=True,
+        reasons=[],
+        pushed_version="1700000000",
+        pushed_path="/s/big_tipper/1700000000",
+        spans="5,6",
+        gate_blessed=True,
+        gate_summary="passed (7 checks on 10 examples)",
+        **edge,
+    )
+
+
+def test_the_summary_says_where_the_edge_model_went_or_why_it_did_not():
+    agreement = {"name": "agreement", "status": "pass", "detail": "edge accuracy 0.8920, AUC 0.9436"}
+    pushed = _pushed_report(
+        edge_blessed=True,
+        edge_summary="passed (6 checks on 10 examples)",
+        edge_bytes=114232,
+        edge_checks=[agreement],
+        edge_pushed=True,
+        edge_path="/s/big_tipper/edge/1700000000",
+    )
+    lines = history.format_report(pushed).splitlines()
+    assert "Edge gate: passed (6 checks on 10 examples): edge accuracy 0.8920, AUC 0.9436" in lines
+    assert "Edge model: int8, 114,232 bytes -> /s/big_tipper/edge/1700000000" in lines
+    assert lines.index("Pushed: version 1700000000 -> /s/big_tipper/1700000000") < len(lines) - 1
+
+    refused = _pushed_report(
+        edge_blessed=False,
+        edge_summary="refused: agreement: auc",
+        edge_bytes=114232,
+        edge_checks=[{"name": "agreement", "status": "fail", "detail": "auc 0.93 vs the SavedModel's 0.94"}],
+        edge_pushed=False,
+        edge_reason="the edge gate refused it: refused: agreement: auc",
+    )
+    lines = history.format_report(refused).splitlines()
+    assert "Edge gate: REFUSED the int8 edge model" in lines
+    assert "  - agreement: auc 0.93 vs the SavedModel's 0.94" in lines
+    assert "Pushed: version 1700000000 -> /s/big_tipper/1700000000" in lines
+    assert (
+        "Edge model: not pushed (the edge gate refused it: refused: agreement: auc); "
+        "the SavedModel push above is unaffected" in lines
+    )
+    # A run without the edge step (an older record) says nothing about it.
+    assert not any(line.startswith("Edge") for line in history.format_report(_pushed_report()).splitlines())

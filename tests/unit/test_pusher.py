@@ -1,5 +1,6 @@
 """AtomicPusher: growing integer versions, atomic placement, and no push without a blessing."""
 
+import json
 import os
 
 import pytest
@@ -66,5 +67,77 @@ def test_blessed_model_is_pushed_to_a_new_version(tmp_path):
 
 def test_unblessed_model_is_not_pushed(tmp_path):
     pushed, base = run_executor(tmp_path, blessed=False)
+    assert pushed.get_int_custom_property("pushed") == 0
+    assert not base.exists()
+
+
+# ---------------------------------------------------------------- the edge model beside the version
+
+
+def edge_model(tmp_path, blessed: bool, flatbuffer: bytes = b"TFL3-bytes", recorded_bytes=None):
+    from components.edge_export import spec as edge_spec
+
+    artifact = edge_spec.EdgeModel()
+    artifact.uri = str(tmp_path / "edge_model")
+    os.makedirs(artifact.uri)
+    (tmp_path / "edge_model" / "model.tflite").write_bytes(flatbuffer)
+    metadata = {"bytes": len(flatbuffer) if recorded_bytes is None else recorded_bytes, "variant": "int8"}
+    (tmp_path / "edge_model" / "metadata.json").write_text(json.dumps(metadata))
+    artifact.set_int_custom_property("blessed", int(blessed))
+    artifact.set_string_custom_property("edge_verdict", "refused: agreement: auc 0.93 vs 0.94")
+    return artifact
+
+
+def run_with_edge(tmp_path, blessed: bool, edge):
+    model, blessing, pushed = artifacts(tmp_path, blessed)
+    base = tmp_path / "serving" / "big_tipper"
+    Executor().Do(
+        {"model": [model], "model_blessing": [blessing], "edge_model": [edge]},
+        {"pushed_model": [pushed]},
+        {"push_destination": PUSH_DESTINATION % base},
+    )
+    return pushed, base
+
+
+def test_a_blessed_edge_model_lands_beside_the_version_with_its_metadata(tmp_path):
+    pushed, base = run_with_edge(tmp_path, True, edge_model(tmp_path, blessed=True))
+    version = pushed.get_string_custom_property("pushed_version")
+    edge = base / "edge" / version
+    assert (edge / "model.tflite").read_bytes() == b"TFL3-bytes"
+    metadata = json.loads((edge / "metadata.json").read_text())
+    assert metadata == {
+        "bytes": 10,
+        "variant": "int8",
+        "version": int(version),
+        "saved_model": str(base / version),
+    }
+    assert pushed.get_int_custom_property("edge_pushed") == 1
+    assert pushed.get_string_custom_property("edge_destination") == str(edge)
+    # TF Serving's versions are the integer folders only; no staging folder is left behind.
+    assert existing_versions(str(base)) == [int(version)]
+    assert sorted(os.listdir(base / "edge")) == [version]
+
+
+def test_a_refused_edge_model_is_not_pushed_and_the_saved_model_still_is(tmp_path):
+    pushed, base = run_with_edge(tmp_path, True, edge_model(tmp_path, blessed=False))
+    version = pushed.get_string_custom_property("pushed_version")
+    assert (base / version / "saved_model.pb").exists()
+    assert pushed.get_int_custom_property("pushed") == 1
+    assert pushed.get_int_custom_property("edge_pushed") == 0
+    assert not (base / "edge").exists()
+    reason = pushed.get_string_custom_property("edge_reason")
+    assert reason == "the edge gate refused it: refused: agreement: auc 0.93 vs 0.94"
+
+
+def test_an_edge_model_whose_bytes_disagree_with_its_metadata_is_not_pushed(tmp_path):
+    pushed, base = run_with_edge(tmp_path, True, edge_model(tmp_path, blessed=True, recorded_bytes=99))
+    assert pushed.get_int_custom_property("pushed") == 1
+    assert pushed.get_int_custom_property("edge_pushed") == 0
+    assert "holds 10 bytes, its metadata says 99" in pushed.get_string_custom_property("edge_reason")
+    assert not (base / "edge").exists()  # checked before anything is written
+
+
+def test_no_edge_push_without_a_saved_model_push(tmp_path):
+    pushed, base = run_with_edge(tmp_path, False, edge_model(tmp_path, blessed=True))
     assert pushed.get_int_custom_property("pushed") == 0
     assert not base.exists()
