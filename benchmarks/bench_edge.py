@@ -121,7 +121,7 @@ def main() -> None:
         quality = f"{accuracy(labels, scores):8.4f} {auc(labels, scores):7.4f}"
         print(f"{name:30} {size:9,d} {_percentiles(ms)} {quality} {diff.max():8.4f} {diff.mean():9.5f}")
     float32, int8 = rows[1][1], rows[3][1]
-    print(f"int8 / float32 size: {int8 / float32:.2f}")
+    print(f"int8 / float32 size: {int8 / float32:.3f}")
 
 
 if __name__ == "__main__":

@@ -256,7 +256,8 @@ def _agreement_check(
     for metric, tolerance in (("accuracy", accuracy_tolerance), ("auc", auc_tolerance)):
         ours, theirs = figures["edge"][metric], figures["saved_model"][metric]
         if ours is None or theirs is None or abs(ours - theirs) > tolerance:
-            problems.append(f"{metric} {ours} vs the SavedModel's {theirs} (tolerance {tolerance:g})")
+            shown = [f"{v:.4f}" if v is not None else "undefined" for v in (ours, theirs)]
+            problems.append(f"{metric} {shown[0]} vs the SavedModel's {shown[1]} (tolerance {tolerance:g})")
     saved = figures["saved_model"]
     summary = (
         f"edge {own}; SavedModel accuracy {saved['accuracy']:.4f}, AUC {saved['auc'] or math.nan:.4f}; "
