@@ -205,9 +205,8 @@ def replay(
         row = week_row(week, status, load_report(config.metadata_path), time.monotonic() - started)
         rows.append(row)
         print(format_row(row), file=out, flush=True)
-    versions = (
-        sorted(p.name for p in base.serving_dir.iterdir() if p.name.isdigit()) if base.serving_dir.is_dir() else []
-    )
+    serving = base.serving_dir
+    versions = sorted(p.name for p in serving.iterdir() if p.name.isdigit()) if serving.is_dir() else []
     print(f"Serving versions under {base.serving_dir}: {', '.join(versions) or 'none'}", file=out)
     print(f"Per-week logs: {logs}/week-<k>.log", file=out)
     return rows
