@@ -131,6 +131,6 @@ def _copy_edge_model(source: str, edge_base: str, version: int, saved_model: str
         os.makedirs(folder)
         with open(os.path.join(folder, edge_spec.MODEL_FILE_NAME), "wb") as handle:
             handle.write(flatbuffer)
-        with open(os.path.join(folder, spec.EDGE_METADATA_FILE_NAME), "w") as handle:
+        with open(os.path.join(folder, edge_spec.METADATA_FILE_NAME), "w") as handle:
             json.dump(metadata, handle, indent=2, sort_keys=True)
         return atomic_copy_tree(folder, edge_base, version)

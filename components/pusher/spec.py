@@ -16,7 +16,6 @@ EDGE_FOLDER = "edge"
 EDGE_PUSHED_PROPERTY = "edge_pushed"
 EDGE_DESTINATION_PROPERTY = "edge_destination"
 EDGE_REASON_PROPERTY = "edge_reason"
-EDGE_METADATA_FILE_NAME = "metadata.json"
 
 
 class AtomicPusherSpec(standard_component_specs.PusherSpec):
