@@ -24,7 +24,7 @@ from components.serving_gate.component import ServingGate
 from components.tfjob_trainer.component import TFJobTrainer
 from components.tfjob_trainer.executor import TFJOB_KEY
 from components.tfjob_trainer.kubernetes import TFJobSettings
-from models import features
+from models import evaluation, features
 from models.signatures import SERVING_SIGNATURE, TRANSFORM_SIGNATURE
 from models.trainer import WARM_START_KEY
 
@@ -82,12 +82,20 @@ def span_range(
     return None
 
 
-def make_eval_config(auc_threshold: float, regression_tolerance: float) -> tfma.EvalConfig:
+def make_eval_config(
+    auc_threshold: float, regression_tolerance: float, *, batched: bool = True
+) -> tfma.EvalConfig:
     """TFMA config: the metrics, the slices, the absolute AUC floor and the no-regression check.
 
     Both thresholds apply to the overall slice only: a slice of a few dozen trips (one hour
     of one weekday) has an AUC too noisy to veto a push.
+
+    `batched` names the metrics' batched forms (`models/evaluation.py`, the Evaluator's
+    `module_path`); False names TFMA's own classes, for TFMA's stock per-example path (the
+    comparison test and benchmark run both).
     """
+    module = evaluation.METRICS_MODULE if batched else ""
+    prefix = evaluation.BATCHED_PREFIX if batched else ""
     auc_threshold_config = tfma.MetricThreshold(
         value_threshold=tfma.GenericValueThreshold(lower_bound={"value": auc_threshold}),
         change_threshold=tfma.GenericChangeThreshold(
@@ -96,10 +104,11 @@ def make_eval_config(auc_threshold: float, regression_tolerance: float) -> tfma.
         ),
     )
     metrics = [
-        tfma.MetricConfig(class_name="ExampleCount"),
-        tfma.MetricConfig(class_name="BinaryAccuracy"),
+        tfma.MetricConfig(class_name=prefix + "ExampleCount", module=module),
+        tfma.MetricConfig(class_name=prefix + "BinaryAccuracy", module=module),
         tfma.MetricConfig(
-            class_name="AUC",
+            class_name=prefix + "AUC",
+            module=module,
             config='{"num_thresholds": 1000}',
             per_slice_thresholds=[
                 tfma.PerSliceMetricThreshold(
@@ -108,13 +117,15 @@ def make_eval_config(auc_threshold: float, regression_tolerance: float) -> tfma.
             ],
         ),
         tfma.MetricConfig(
-            class_name="AUC", config='{"curve": "PR", "name": "auc_pr", "num_thresholds": 1000}'
+            class_name=prefix + "AUC",
+            module=module,
+            config='{"curve": "PR", "name": "auc_pr", "num_thresholds": 1000}',
         ),
-        tfma.MetricConfig(class_name="Precision"),
-        tfma.MetricConfig(class_name="Recall"),
-        tfma.MetricConfig(class_name="Calibration"),
-        tfma.MetricConfig(class_name="MeanLabel"),
-        tfma.MetricConfig(class_name="MeanPrediction"),
+        tfma.MetricConfig(class_name=prefix + "Precision", module=module),
+        tfma.MetricConfig(class_name=prefix + "Recall", module=module),
+        tfma.MetricConfig(class_name=prefix + "Calibration", module=module),
+        tfma.MetricConfig(class_name=prefix + "MeanLabel", module=module),
+        tfma.MetricConfig(class_name=prefix + "MeanPrediction", module=module),
     ]
     return tfma.EvalConfig(
         model_specs=[
@@ -290,6 +301,8 @@ def create_pipeline(
             runtime_parameters, "eval-config", make_eval_config(auc_threshold, regression_tolerance)
         ),
         example_splits=["eval"],
+        # Slices and metrics a batch at a time (TFMA's own, batched: models/evaluation.py).
+        module_path=evaluation.__name__,
     )
     if evaluator_beam_args:
         evaluator.with_beam_pipeline_args(list(evaluator_beam_args))
