@@ -215,17 +215,80 @@ def _take(value: Any, rows: np.ndarray) -> Any:
     return np.asarray(value)[rows]
 
 
-def _row_key(row: dict) -> tuple:
-    """A hashable form of one row's slicing values (nested dicts of small arrays)."""
-    items = []
-    for name in sorted(row):
-        value = row[name]
-        if isinstance(value, dict):
-            items.append((name, _row_key(value)))
-        else:
-            array = np.asarray(value)
-            items.append((name, array.dtype.str, array.shape, array.tobytes()))
-    return tuple(items)
+def _simple_column(name: str, features_dicts: list[dict], raw: dict, size: int):
+    """(values, present, one_row) of a raw column holding at most one value a row, else None.
+
+    `one_row(i)` is row i's value as TFMA's per-example split gives it (a (1,) array, or an
+    empty one where the value is missing). None sends the spec down the per-row path: a
+    column TFMA would take from the transformed features, a multi-valued one, NaNs.
+    """
+    if any(name in d for d in features_dicts) or name not in raw:
+        return None
+    value = raw[name]
+    if isinstance(value, np.ndarray) and value.shape in ((size,), (size, 1)):
+        values = value.reshape(size)
+        present = np.ones(size, dtype=bool)
+
+        def one_row(i):
+            return values[i : i + 1]
+
+    elif isinstance(value, types.VarLenTensorValue):
+        row_of = np.asarray(value.indices)[:, 0] if len(value.values) else np.zeros(0, np.int64)
+        counts = np.bincount(row_of, minlength=size)
+        if counts.size != size or (counts.size and counts.max() > 1):
+            return None
+        source = np.asarray(value.values)
+        values = np.empty(size, dtype=source.dtype)
+        values[row_of] = source
+        present = counts == 1
+
+        def one_row(i):
+            return values[i : i + 1] if present[i] else source[:0]
+
+    else:
+        return None
+    if values.dtype.kind == "f" and np.isnan(values[present]).any():
+        return None
+    return values, present, one_row
+
+
+def _group_rows(spec, columns: set[str], features_dicts: list[dict], raw: dict, size: int):
+    """[(slice key, rows)] of one spec: rows grouped by their values with numpy.
+
+    TFMA's slice keys are computed once per distinct value. None where the per-row path
+    must decide.
+    """
+    simple = {}
+    for name in sorted(columns):
+        column = _simple_column(name, features_dicts, raw, size)
+        if column is None:
+            return None
+        simple[name] = column
+    codes = np.zeros((size, len(simple)), dtype=np.int64)
+    for position, (values, present, _) in enumerate(simple.values()):
+        codes[:, position] = -1
+        if present.any():
+            _, inverse = np.unique(values[present], return_inverse=True)
+            codes[present, position] = inverse
+    if simple:
+        _, group_of = np.unique(codes, axis=0, return_inverse=True)
+        group_of = group_of.reshape(-1)
+    else:
+        group_of = np.zeros(size, dtype=np.int64)
+    order = np.argsort(group_of, kind="stable")
+    bounds = np.cumsum(np.bincount(group_of))
+    groups = []
+    start = 0
+    for end in bounds.tolist():
+        rows = order[start:end]
+        start = end
+        if not rows.size:
+            continue
+        first = int(rows[0])
+        row = {name: one_row(first) for name, (_, _, one_row) in simple.items()}
+        for slice_key in set(slicer_lib.get_slices_for_features_dicts([], row, [spec])):
+            groups.append((slice_key, rows))
+    return groups
 
 
 class _SliceBatchesFn(beam.DoFn):
@@ -252,34 +315,38 @@ class _SliceBatchesFn(beam.DoFn):
         raw = _only(extract.get(constants.FEATURES_KEY), self._columns)
         return features_dicts, raw
 
-    def _rows_by_slice(self, extract: types.Extracts, size: int) -> dict:
+    def _rows_by_slice(self, extract: types.Extracts, size: int) -> dict[Any, np.ndarray]:
+        """Slice key -> the sorted row numbers of the batch that TFMA puts in that slice."""
         features_dicts, raw = self._features_dicts(extract)
-        # TFMA's own per-example split, on the slicing columns only, then TFMA's slice keys
-        # once per distinct combination of their values.
-        batched = {"raw": raw, **{f"t{i}": d for i, d in enumerate(features_dicts)}}
-        rows = util.split_extracts(batched) if self._columns else [{} for _ in range(size)]
+        parts: dict[Any, list[np.ndarray]] = {}
+        general = []
+        for spec, columns in self._spec_columns:
+            groups = _group_rows(spec, columns, features_dicts, raw, size)
+            if groups is None:
+                general.append(spec)
+                continue
+            for slice_key, rows in groups:
+                parts.setdefault(slice_key, []).append(rows)
+        if general:
+            for slice_key, rows in self._rows_by_slice_per_row(general, features_dicts, raw, size).items():
+                parts.setdefault(slice_key, []).append(np.asarray(rows, dtype=np.int64))
+        # A row reaches a slice once, however many specs name it (TFMA takes a set per example).
+        return {slice_key: np.unique(np.concatenate(rows)) for slice_key, rows in parts.items()}
+
+    def _rows_by_slice_per_row(self, specs, features_dicts, raw, size) -> dict[Any, list[int]]:
+        """The general case: TFMA's own per-example split, then its slice keys row by row."""
+        columns = _slicing_columns(specs)
+        batched = {"raw": _only(raw, columns)}
+        batched.update({f"t{i}": _only(d, columns) for i, d in enumerate(features_dicts)})
+        rows = util.split_extracts(batched) if columns else [{} for _ in range(size)]
         if len(rows) != size:
             raise ValueError(f"slicing columns hold {len(rows)} rows in a batch of {size}")
-        # A spec's slice keys depend on its own columns only: cache them per spec and per
-        # distinct value of those columns (24 hours, not 24 x 7 x 5 combinations).
-        keys_of: dict[tuple, list] = {}
         by_slice: dict[Any, list[int]] = {}
-        sources = ["raw"] + [f"t{i}" for i in range(len(features_dicts))]
         for index, row in enumerate(rows):
-            row_slices = set()
-            for number, (spec, columns) in enumerate(self._spec_columns):
-                signature = (number,) + tuple(_row_key(_only(row.get(source), columns)) for source in sources)
-                slice_keys = keys_of.get(signature)
-                if slice_keys is None:
-                    row_dicts = [_only(row.get(source), columns) for source in sources[1:]]
-                    slice_keys = list(
-                        slicer_lib.get_slices_for_features_dicts(
-                            row_dicts, _only(row.get("raw"), columns), [spec]
-                        )
-                    )
-                    keys_of[signature] = slice_keys
-                row_slices.update(slice_keys)
-            for slice_key in row_slices:
+            row_dicts = [row.get(f"t{i}", {}) for i in range(len(features_dicts))]
+            for slice_key in set(
+                slicer_lib.get_slices_for_features_dicts(row_dicts, row.get("raw", {}), specs)
+            ):
                 by_slice.setdefault(slice_key, []).append(index)
         return by_slice
 
@@ -287,8 +354,7 @@ class _SliceBatchesFn(beam.DoFn):
         size = _batch_size(extract)
         if size == 0:
             return
-        for slice_key, rows in self._rows_by_slice(extract, size).items():
-            indices = np.asarray(rows, dtype=np.int64)
+        for slice_key, indices in self._rows_by_slice(extract, size).items():
             out = {key: _take(extract.get(key), indices) for key in _BATCH_KEYS if key in extract}
             out[constants.SLICE_KEY_TYPES_KEY] = slicer_lib.slice_keys_to_numpy_array([slice_key])
             yield out
@@ -338,6 +404,32 @@ def _model_arrays(element, combiner, example_weighted: bool):
     return label, prediction, weight
 
 
+# Every combiner of a slice's extract reads the same arrays: computed once per model, kept on
+# the extract (a dict TFMA builds for the combiners and drops after them).
+_ARRAYS_CACHE_KEY = "_batched_metric_arrays"
+
+
+def _batch_arrays(element, combiner, example_weighted: bool, fractional: bool = False):
+    """`_model_arrays`, computed once per element and model.
+
+    `fractional`: TFMA's fractional split of them (None when a label is outside [0, 1]:
+    TFMA's per-row path raises its own error).
+    """
+    key = combiner._key  # noqa: SLF001
+    if key.sub_key or getattr(combiner, "_aggregation_type", None):
+        return None
+    if getattr(combiner, "_class_weights", None):
+        return None
+    cache = element.setdefault(_ARRAYS_CACHE_KEY, {}) if isinstance(element, dict) else {}
+    cache_key = (key.model_name, key.output_name, key.sub_key, example_weighted, fractional)
+    if cache_key not in cache:
+        arrays = _model_arrays(element, combiner, example_weighted)
+        if arrays is not None and fractional:
+            arrays = _fractional(*arrays) if _labels_in_unit_interval(arrays[0]) else None
+        cache[cache_key] = arrays
+    return cache[cache_key]
+
+
 def _fractional(label, prediction, weight):
     """TFMA's fractional-label split, for a batch.
 
@@ -360,41 +452,82 @@ def _labels_in_unit_interval(label: np.ndarray) -> bool:
 
 
 class _BatchedCalibrationHistogramCombiner(calibration_histogram._CalibrationHistogramCombiner):  # noqa: SLF001
-    """TFMA's calibration histogram, a batch added with numpy (same buckets, same sums)."""
+    """TFMA's calibration histogram, a batch added with numpy (same buckets, same sums).
+
+    The accumulator is dense: rows weighted labels, weighted predictions, weighted examples
+    and entries, one column per bucket (TFMA's dict of Bucket objects cost more to pickle
+    between Beam stages than the histogram did to compute). `compact` keeps the buckets that
+    have entries, as TFMA's dict holds them; `extract_output` gives TFMA's sorted Buckets.
+    """
+
+    def _width(self) -> int:
+        return self._num_buckets + 2
+
+    def create_accumulator(self):
+        return np.zeros((4, self._width()))
+
+    def _dense(self, accumulator) -> np.ndarray:
+        if isinstance(accumulator, np.ndarray):
+            return accumulator
+        if isinstance(accumulator, tuple):  # compacted: (bucket ids, their 4 rows)
+            ids, rows = accumulator
+            dense = self.create_accumulator()
+            dense[:, ids] = rows
+            return dense
+        dense = self.create_accumulator()  # TFMA's own dict of Buckets
+        for bucket in accumulator.values():
+            dense[:, bucket.bucket_id] += (
+                bucket.weighted_labels,
+                bucket.weighted_predictions,
+                bucket.weighted_examples,
+                1.0,
+            )
+        return dense
 
     def add_input(self, accumulator, element):
+        accumulator = self._dense(accumulator)
         arrays = None
         if self._prediction_based_bucketing:
-            arrays = _model_arrays(element, self, self._example_weighted)
+            arrays = _batch_arrays(element, self, self._example_weighted, self._fractional_labels)
+        if arrays is not None and not np.all(np.isfinite(arrays[1])):
+            arrays = None  # TFMA's per-row path raises its own error for the row
         if arrays is None:
-            return super().add_input(accumulator, element)
+            return accumulator + self._dense(super().add_input({}, element))
         label, prediction, weight = arrays
-        if not np.all(np.isfinite(prediction)) or (
-            self._fractional_labels and not _labels_in_unit_interval(label)
-        ):
-            return super().add_input(accumulator, element)  # TFMA's own error for the row
-        if self._fractional_labels:
-            label, prediction, weight = _fractional(label, prediction, weight)
         position = (prediction - self._left) / self._range * self._num_buckets + 1
         index = np.where(
             position < 0,
             0,
             np.where(position >= self._num_buckets + 1, self._num_buckets + 1, position.astype(np.int64)),
         ).astype(np.int64)
-        buckets, inverse = np.unique(index, return_inverse=True)
-        labels = np.bincount(inverse, weights=label * weight)
-        predictions = np.bincount(inverse, weights=prediction * weight)
-        examples = np.bincount(inverse, weights=weight)
-        sums = zip(buckets.tolist(), labels.tolist(), predictions.tolist(), examples.tolist())
-        for bucket, wl, wp, we in sums:
-            existing = accumulator.get(bucket)
-            if existing is None:
-                accumulator[bucket] = calibration_histogram.Bucket(bucket, wl, wp, we)
-            else:
-                existing.weighted_labels += wl
-                existing.weighted_predictions += wp
-                existing.weighted_examples += we
+        width = self._width()
+        accumulator[0] += np.bincount(index, weights=label * weight, minlength=width)
+        accumulator[1] += np.bincount(index, weights=prediction * weight, minlength=width)
+        accumulator[2] += np.bincount(index, weights=weight, minlength=width)
+        accumulator[3] += np.bincount(index, minlength=width)
         return accumulator
+
+    def merge_accumulators(self, accumulators):
+        result = None
+        for accumulator in accumulators:
+            dense = self._dense(accumulator)
+            result = dense.copy() if result is None else result + dense
+        return result if result is not None else self.create_accumulator()
+
+    def compact(self, accumulator):
+        dense = self._dense(accumulator)
+        ids = np.flatnonzero(dense[3])
+        return ids, dense[:, ids]
+
+    def extract_output(self, accumulator):
+        dense = self._dense(accumulator)
+        ids = np.flatnonzero(dense[3])
+        columns = dense[:3, ids].T.tolist()
+        buckets = [
+            calibration_histogram.Bucket(bucket_id, wl, wp, we)
+            for bucket_id, (wl, wp, we) in zip(ids.tolist(), columns)
+        ]
+        return {self._key: buckets}
 
 
 class _BatchedBinaryConfusionMatrixCombiner(binary_confusion_matrices._BinaryConfusionMatrixCombiner):  # noqa: SLF001
@@ -404,17 +537,13 @@ class _BatchedBinaryConfusionMatrixCombiner(binary_confusion_matrices._BinaryCon
     """
 
     def add_input(self, accumulator, element):
+        fractional = self._enable_fractional_labels
         arrays = None
         if not self._example_id_key:
-            arrays = _model_arrays(element, self, self._example_weighted)
+            arrays = _batch_arrays(element, self, self._example_weighted, fractional)
         if arrays is None:
             return super().add_input(accumulator, element)
         label, prediction, weight = arrays
-        fractional = self._enable_fractional_labels
-        if fractional:
-            if not _labels_in_unit_interval(label):
-                return super().add_input(accumulator, element)  # TFMA's own error
-            label, prediction, weight = _fractional(label, prediction, weight)
         matrices = self._binary_confusion_matrices
         for threshold in matrices._thresholds:  # noqa: SLF001
             positive = label == 1.0 if fractional else label > threshold
@@ -442,7 +571,7 @@ class _BatchedWeightedLabelsPredictionsExamplesCombiner(_Sums):
     """TFMA's label/prediction/example sums (calibration, the means), a batch at a time."""
 
     def add_input(self, accumulator, element):
-        arrays = _model_arrays(element, self, self._example_weighted)
+        arrays = _batch_arrays(element, self, self._example_weighted)
         if arrays is None:
             return super().add_input(accumulator, element)
         label, prediction, weight = arrays
@@ -529,3 +658,67 @@ BatchedRecall = _batched_metric(tfma.metrics.Recall)
 BatchedCalibration = _batched_metric(tfma.metrics.Calibration)
 BatchedMeanLabel = _batched_metric(tfma.metrics.MeanLabel)
 BatchedMeanPrediction = _batched_metric(tfma.metrics.MeanPrediction)
+
+
+def evaluate(
+    *,
+    model_path: str,
+    example_patterns: list[str],
+    schema,
+    eval_config: tfma.EvalConfig,
+    output_path: str,
+    batched: bool,
+    baseline_path: str | None = None,
+    beam_args: list[str] | None = None,
+) -> None:
+    """Run TFMA on gzipped tf.Example files as the TFX Evaluator does, batched or stock.
+
+    `eval_config` as the Evaluator receives it (before defaults); with `baseline_path` the
+    candidate is compared with that model, as with a blessed baseline. The benchmark and the
+    tests run both paths on the same rows with this.
+    """
+    from apache_beam.options.pipeline_options import PipelineOptions
+    from tfx_bsl.tfxio import tf_example_record
+
+    config = tfma.utils.update_eval_config_with_defaults(
+        eval_config, has_baseline=baseline_path is not None, rubber_stamp=True
+    )
+    make_model = custom_eval_shared_model if batched else tfma.default_eval_shared_model
+    models = [
+        make_model(
+            eval_saved_model_path=baseline_path if spec.is_baseline else model_path,
+            model_name=spec.name,
+            eval_config=config,
+        )
+        for spec in config.model_specs
+    ]
+    source = tf_example_record.TFExampleRecord(
+        file_pattern=example_patterns, schema=schema, raw_record_column_name=tfma.ARROW_INPUT_COLUMN
+    )
+    adapter = source.TensorAdapterConfig()
+    shared = models[0] if len(models) == 1 else models
+    extractors = custom_extractors(shared, config, adapter) if batched else None
+    with beam.Pipeline(options=PipelineOptions(beam_args or [])) as pipeline:
+        _ = (
+            pipeline
+            | "Read" >> source.BeamSource()
+            | "Evaluate"
+            >> tfma.ExtractEvaluateAndWriteResults(
+                eval_shared_model=shared,
+                eval_config=config,
+                extractors=extractors,
+                output_path=output_path,
+                tensor_adapter_config=adapter,
+            )
+        )
+
+
+def metric_values(output_path: str) -> dict[tuple[str, str], float]:
+    """(slice, metric key) -> value of every scalar metric in a TFMA output folder."""
+    values = {}
+    for metrics in tfma.load_metrics(output_path):
+        slice_key = str(metrics.slice_key)
+        for item in metrics.metric_keys_and_values:
+            if item.value.HasField("double_value"):
+                values[(slice_key, str(item.key))] = item.value.double_value.value
+    return values

@@ -199,15 +199,42 @@ def resolve_model_dir(path: str | os.PathLike) -> Path:
     )
 
 
-def read_tfrecords(files: Sequence[str]) -> list[bytes]:
-    """All records of (GZIP-compressed when named *.gz) TFRecord files."""
+def _iter_tfrecords(files: Sequence[str]):
     # The record iterator hands out bytes straight from C++: 30x faster than a
     # TFRecordDataset's one eager tensor per record (0.04 s vs 1.3 s for 10k trips).
-    records = []
     for file in files:
         options = tf.io.TFRecordOptions(compression_type="GZIP" if str(file).endswith(".gz") else "")
-        records.extend(tf_record.tf_record_iterator(str(file), options))
-    return records
+        yield from tf_record.tf_record_iterator(str(file), options)
+
+
+def read_tfrecords(files: Sequence[str]) -> list[bytes]:
+    """All records of (GZIP-compressed when named *.gz) TFRecord files."""
+    return list(_iter_tfrecords(files))
+
+
+def count_tfrecords(files: Sequence[str]) -> int:
+    """How many records the files hold, none of them kept."""
+    return sum(1 for _ in _iter_tfrecords(files))
+
+
+def read_tfrecords_at(files: Sequence[str], rows: Sequence[int]) -> list[bytes]:
+    """The records at positions `rows` (in that order) of the files read as one sequence.
+
+    Only those records are kept: `read_tfrecords(files)[rows]` without holding the split.
+    """
+    wanted = {int(row) for row in rows}
+    found = {}
+    seen = 0
+    for position, record in enumerate(_iter_tfrecords(files)):
+        seen = position + 1
+        if position in wanted:
+            found[position] = record
+            if len(found) == len(wanted):
+                break
+    missing = sorted(wanted - set(found))
+    if missing:
+        raise IndexError(f"rows {missing[:5]} are beyond the {seen} records there")
+    return [found[int(row)] for row in rows]
 
 
 def csv_to_examples(path: str | os.PathLike) -> list[bytes]:

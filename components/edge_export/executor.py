@@ -24,7 +24,13 @@ from components.serving_gate.executor import split_files
 from models import edge
 from models.signatures import PREDICTION_KEY, RAW_SIGNATURE, missing_marker
 from serving import edge_checks
-from serving.requests import examples_to_raw, read_tfrecords, serving_raw_specs
+from serving.requests import (
+    count_tfrecords,
+    examples_to_raw,
+    read_tfrecords,
+    read_tfrecords_at,
+    serving_raw_specs,
+)
 
 log = logging.getLogger(__name__)
 
@@ -95,9 +101,12 @@ class Executor(base_executor.BaseExecutor):
         model_dir = path_utils.serving_model_path(model.uri)
 
         started = time.perf_counter()
-        calibration = np.array(read_tfrecords(split_files(examples, calibration_split)), dtype=object)
-        rows = edge.representative_rows(len(calibration), count, seed)
-        raw = examples_to_raw(calibration[rows], serving_raw_specs())
+        # Two passes over the training split (count, then the chosen rows), never all of it
+        # in memory (at 100x a million trips, held for 100 of them).
+        calibration_files = split_files(examples, calibration_split)
+        rows = edge.representative_rows(count_tfrecords(calibration_files), count, seed)
+        calibration = np.array(read_tfrecords_at(calibration_files, rows), dtype=object)
+        raw = examples_to_raw(calibration, serving_raw_specs())
         samples = [{k: v[i : i + 1] for k, v in raw.items()} for i in range(count)]
         serialized = read_tfrecords(split_files(examples, split))
         name = f"the int8 edge model of {model_dir}"

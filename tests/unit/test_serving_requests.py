@@ -103,3 +103,24 @@ def test_the_signature_itself_refuses_what_a_caller_did_not_check(signature):
     inputs["fare"] = tf.constant([1, 2, 3], tf.int64)
     with pytest.raises(tf.errors.InvalidArgumentError, match="expected to be a float tensor"):
         signature(**inputs)
+
+
+def _write_records(path, records, gzip: bool):
+    options = tf.io.TFRecordOptions(compression_type="GZIP" if gzip else "")
+    with tf.io.TFRecordWriter(str(path), options) as writer:
+        for record in records:
+            writer.write(record)
+
+
+def test_chosen_records_are_read_without_the_rest(tmp_path):
+    records = [f"record-{i}".encode() for i in range(250)]
+    files = [tmp_path / "a.gz", tmp_path / "b"]
+    _write_records(files[0], records[:100], gzip=True)
+    _write_records(files[1], records[100:], gzip=False)
+    files = [str(f) for f in files]
+    assert serving.read_tfrecords(files) == records
+    assert serving.count_tfrecords(files) == 250
+    rows = [249, 3, 100, 99, 0]  # across both files, out of order
+    assert serving.read_tfrecords_at(files, rows) == [records[r] for r in rows]
+    with pytest.raises(IndexError, match=r"rows \[250\] are beyond the 250 records"):
+        serving.read_tfrecords_at(files, [1, 250])
