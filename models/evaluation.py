@@ -420,7 +420,10 @@ def _batch_arrays(element, combiner, example_weighted: bool, fractional: bool = 
         return None
     if getattr(combiner, "_class_weights", None):
         return None
-    cache = element.setdefault(_ARRAYS_CACHE_KEY, {}) if isinstance(element, dict) else {}
+    try:  # StandardMetricInputs: a MutableMapping over the extract, not a dict
+        cache = element[_ARRAYS_CACHE_KEY]
+    except KeyError:
+        cache = element[_ARRAYS_CACHE_KEY] = {}
     cache_key = (key.model_name, key.output_name, key.sub_key, example_weighted, fractional)
     if cache_key not in cache:
         arrays = _model_arrays(element, combiner, example_weighted)

@@ -14,12 +14,12 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # Must precede the first Tens
 from tfx.orchestration import metadata  # noqa: E402
 from tfx.orchestration.local.local_dag_runner import LocalDagRunner  # noqa: E402
 
-from components.example_gen.driver import available_spans, select_window  # noqa: E402
+from components.example_gen.driver import available_spans  # noqa: E402
 from data import embedded  # noqa: E402
 from models import distribution, trainer  # noqa: E402
 from models.version import FINGERPRINTED_PACKAGES, code_fingerprint  # noqa: E402
-from pipeline.config import DEFAULT_BEAM_ARGS, ConfigError, PipelineConfig  # noqa: E402
-from pipeline.pipeline import SPAN_PATTERN, create_pipeline, span_range  # noqa: E402
+from pipeline.config import ConfigError, PipelineConfig  # noqa: E402
+from pipeline.pipeline import SPAN_PATTERN, create_pipeline  # noqa: E402
 from schemas import SCHEMA_PATH  # noqa: E402
 
 
@@ -152,30 +152,6 @@ def check_arguments(config: PipelineConfig, explicit_window: bool = False) -> li
     return spans
 
 
-# Above this much CSV in the run's spans, the Evaluator runs on 2 worker processes. Measured
-# (`benchmarks/bench_scale.py`, 2 cores): at 10x (21 MB) the Evaluator takes 52.6 s in memory
-# and 36.5 s on 2 processes, which start in about 8 s; at 1x (2 MB) the start-up would
-# double its 7 s. Every other stage was slower on 2 processes at 10x (ExampleGen 3.7 -> 13 s,
-# StatisticsGen 6.4 -> 10.7 s, Transform 12.7 -> 18.8 s).
-EVALUATOR_PROCESSES_MIN_BYTES = 10 * 2**20
-EVALUATOR_PROCESS_ARGS = ("--direct_running_mode=multi_processing", "--direct_num_workers=2")
-
-
-def evaluator_beam_args(config: PipelineConfig, spans: list[int]) -> list[str]:
-    """The Evaluator's own Beam options: 2 processes at volume, none (the pipeline's) otherwise.
-
-    Only when the run uses the default Beam options: a user's `--beam-arg` is left alone
-    (`--beam-arg=--direct_running_mode=in_memory --beam-arg=--direct_num_workers=1` keeps
-    the Evaluator in one process too).
-    """
-    if config.beam_args_given or tuple(config.beam_args) != DEFAULT_BEAM_ARGS:
-        return []
-    used = select_window(spans, span_range(config.first_span, config.last_span, config.window_spans))
-    patterns = [SPAN_PATTERN.replace("{SPAN}", str(span)) for span in used]
-    size = sum(path.stat().st_size for pattern in patterns for path in config.span_data_root.glob(pattern))
-    return list(EVALUATOR_PROCESS_ARGS) if size > EVALUATOR_PROCESSES_MIN_BYTES else []
-
-
 def build(
     config: PipelineConfig,
     schema_path: Path = SCHEMA_PATH,
@@ -191,7 +167,7 @@ def build(
     """
     if config.uses_embedded_data:
         embedded.materialize_spans(config.span_data_root)
-    spans = check_arguments(config, explicit_window)
+    check_arguments(config, explicit_window)
     config.metadata_path.parent.mkdir(parents=True, exist_ok=True)
     return create_pipeline(
         pipeline_name=config.pipeline_name,
@@ -202,7 +178,6 @@ def build(
         code_version=code_version(config.run_fn),
         **model_arguments(config),
         beam_pipeline_args=with_dependency_flags(config.beam_args),
-        evaluator_beam_args=evaluator_beam_args(config, spans),
         metadata_connection_config=metadata.sqlite_metadata_connection_config(str(config.metadata_path)),
         tfjob=tfjob,
     )

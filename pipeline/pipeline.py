@@ -172,7 +172,6 @@ def create_pipeline(
     min_span_rows: int | None = None,
     warm_start: bool,
     beam_pipeline_args: list[str],
-    evaluator_beam_args: list[str] | None = None,
     metadata_connection_config=None,
     enable_cache: bool = True,
     tfjob: dict | None = None,
@@ -211,9 +210,6 @@ def create_pipeline(
         min_span_rows: fewer rows in the newest or the previous span stop the run at the
             DriftGate (None: its default, `drift_gate.spec.DEFAULT_MIN_SPAN_ROWS`).
         beam_pipeline_args: Beam options for the Beam-based components.
-        evaluator_beam_args: extra Beam options for the Evaluator alone (they override the
-            pipeline's): TFMA's per-example metric work is the one stage that gains from
-            several worker processes at volume (see `local_runner.evaluator_beam_args`).
         metadata_connection_config: ML Metadata connection (None for orchestrators that own it).
         enable_cache: reuse results of executions whose inputs did not change.
         tfjob: train in a Kubeflow TFJob of several workers instead of in the Trainer's own
@@ -304,8 +300,6 @@ def create_pipeline(
         # Slices and metrics a batch at a time (TFMA's own, batched: models/evaluation.py).
         module_path=evaluation.__name__,
     )
-    if evaluator_beam_args:
-        evaluator.with_beam_pipeline_args(list(evaluator_beam_args))
     serving_gate = ServingGate(
         model=trainer.outputs["model"],
         examples=example_gen.outputs["examples"],

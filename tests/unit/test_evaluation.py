@@ -301,3 +301,46 @@ def test_keyword_signature_passes_a_positional_tensor_by_its_input_name(tmp_path
     assert wrapped.signatures["serving_default"].structured_input_signature == (
         loaded.signatures["serving_default"].structured_input_signature
     )
+
+
+def test_combiners_sharing_one_extract_each_read_their_own_arrays(rows):
+    """TFMA hands every combiner the same extract: the arrays cached on it are per model.
+
+    Per weighting and per fractional split too: never one combiner's arrays for another's.
+    """
+    labels, predictions = rows
+    weights = np.linspace(0.0, 2.0, len(labels))
+    both = {
+        MODEL: (labels, predictions[:, None]),
+        "baseline": (1 - labels, 1 - predictions[:, None]),  # another model, other answers
+    }
+    element = metric_types.StandardMetricInputs(
+        {
+            constants.LABELS_KEY: {m: v[0] for m, v in both.items()},
+            constants.PREDICTIONS_KEY: {m: v[1] for m, v in both.items()},
+            constants.EXAMPLE_WEIGHTS_KEY: {m: weights for m in both},
+        }
+    )
+    for metric in (
+        evaluation.BatchedAUC(),
+        evaluation.BatchedMeanPrediction(),
+        evaluation.BatchedBinaryAccuracy(),
+    ):
+        for weighted in (False, True):
+            for model in both:
+                shared_computations = metric.computations(
+                    eval_config=EVAL_CONFIG, model_names=[model], output_names=[""], example_weighted=weighted
+                )
+                for computation in shared_computations:
+                    if not isinstance(computation, metric_types.MetricComputation):
+                        continue
+                    combiner = computation.combiner
+                    alone = metric_types.StandardMetricInputs(
+                        {k: v for k, v in element.items() if k != evaluation._ARRAYS_CACHE_KEY}
+                    )
+                    expected = combiner.extract_output(
+                        combiner.add_input(combiner.create_accumulator(), alone)
+                    )
+                    got = combiner.extract_output(combiner.add_input(combiner.create_accumulator(), element))
+                    _assert_close(_plain(expected), _plain(got))
+    assert len(element[evaluation._ARRAYS_CACHE_KEY]) >= 4  # the arrays were shared, not recomputed

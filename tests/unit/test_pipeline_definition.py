@@ -1,16 +1,12 @@
 """create_pipeline(): the DAG's shape, the gates' wiring and the evaluation config."""
 
-import dataclasses
-
 import pytest
 import tensorflow_model_analysis as tfma
 from conftest import PIPELINE_NODE_IDS
 
 from models.version import code_fingerprint
 from pipeline import local_runner
-from pipeline.cli import build_parser
-from pipeline.cli.options import config_from_args
-from pipeline.config import DEFAULT_BEAM_ARGS, PipelineConfig
+from pipeline.config import PipelineConfig
 from pipeline.pipeline import CODE_VERSION_KEY, make_eval_config
 
 EXPECTED_ORDER = list(PIPELINE_NODE_IDS)
@@ -42,7 +38,9 @@ def test_dag_order_and_gate_wiring(tmp_path):
 def test_thresholds_apply_to_the_overall_slice_only():
     config = make_eval_config(auc_threshold=0.93, regression_tolerance=0.02)
     (auc,) = (
-        m for m in config.metrics_specs[0].metrics if m.class_name == "AUC" and "auc_pr" not in m.config
+        m
+        for m in config.metrics_specs[0].metrics
+        if m.class_name == "BatchedAUC" and "auc_pr" not in m.config
     )
     assert not auc.HasField("threshold")
     (per_slice,) = auc.per_slice_thresholds
@@ -52,7 +50,18 @@ def test_thresholds_apply_to_the_overall_slice_only():
     slices = [list(s.feature_keys) for s in config.slicing_specs]
     assert slices == [[], ["payment_type"], ["trip_start_hour"], ["trip_start_day"]]
     names = {m.class_name for m in config.metrics_specs[0].metrics}
-    assert {"ExampleCount", "BinaryAccuracy", "AUC", "Precision", "Recall", "Calibration"} <= names
+    stock = {"ExampleCount", "BinaryAccuracy", "AUC", "Precision", "Recall", "Calibration"}
+    assert {"Batched" + name for name in stock} <= names
+    # The batched classes come from the Evaluator's module and keep TFMA's metric names.
+    from tensorflow_model_analysis.metrics import metric_specs
+
+    from models import evaluation
+
+    instance = metric_specs.metric_instance(auc)
+    assert isinstance(instance, evaluation.BatchedAUC) and instance.name == "auc"
+    assert {m.module for m in config.metrics_specs[0].metrics} == {"models.evaluation"}
+    stock_config = make_eval_config(auc_threshold=0.93, regression_tolerance=0.02, batched=False)
+    assert stock <= {m.class_name for m in stock_config.metrics_specs[0].metrics}
 
 
 def test_code_fingerprint_follows_the_source(tmp_path):
@@ -113,35 +122,21 @@ def test_a_tfjob_setting_swaps_in_the_tfjob_trainer_under_the_same_node_id(tmp_p
         local_runner.build(config, tfjob={"image": "i", "workers": 0})
 
 
-def test_the_evaluator_gets_two_processes_only_at_volume(tmp_path):
-    from data import embedded
+def test_every_stage_runs_in_one_process_and_the_evaluator_batched(tmp_path):
+    """One Beam process for every stage at every size.
+
+    The batched Evaluator is faster in one process than TFMA's stock path was on two
+    (README, "At real volume"), so the Evaluator carries the pipeline's Beam options and
+    nothing of its own.
+    """
     from pipeline import local_runner
     from pipeline.config import PipelineConfig
 
-    small = tmp_path / "small"
-    spans = embedded.materialize_spans(small)
-    assert local_runner.evaluator_beam_args(PipelineConfig(root=tmp_path, data_root=small), spans) == []
-    big = tmp_path / "big"
-    for span in spans:  # 8 spans of 1.5 MB each: the 4-span default window holds 6 MB, all 12 MB
-        (big / f"span-{span}").mkdir(parents=True)
-        (big / f"span-{span}" / "data.csv").write_bytes(b"x" * (3 * 2**19))
-    window = PipelineConfig(root=tmp_path, data_root=big)
-    everything = PipelineConfig(root=tmp_path, data_root=big, window_spans=None)
-    assert local_runner.evaluator_beam_args(window, spans) == []
-    assert local_runner.evaluator_beam_args(everything, spans) == list(local_runner.EVALUATOR_PROCESS_ARGS)
-    own = PipelineConfig(
-        root=tmp_path, data_root=big, window_spans=None, beam_args=("--direct_num_workers=1",)
+    config = PipelineConfig(root=tmp_path, window_spans=None)
+    built = {c.id: c for c in local_runner.build(config).components}
+    evaluator = built["Evaluator"]
+    assert list(evaluator.executor_spec.beam_pipeline_args) == list(
+        built["Transform"].executor_spec.beam_pipeline_args
     )
-    assert local_runner.evaluator_beam_args(own, spans) == []  # a user's Beam options are left alone
-    # The defaults, asked for on the command line: one process for the Evaluator too.
-    args = build_parser().parse_args(
-        ["run", "--beam-arg=--direct_running_mode=in_memory", "--beam-arg=--direct_num_workers=1"]
-    )
-    asked = dataclasses.replace(config_from_args(args), root=tmp_path, data_root=big, window_spans=None)
-    assert asked.beam_args == DEFAULT_BEAM_ARGS and local_runner.evaluator_beam_args(asked, spans) == []
-    # In the built DAG the Evaluator alone carries them, after the pipeline's own.
-    built = {c.id: c for c in local_runner.build(everything).components}
-    evaluator_args = list(built["Evaluator"].executor_spec.beam_pipeline_args)
-    assert evaluator_args[-2:] == list(local_runner.EVALUATOR_PROCESS_ARGS)
-    transform_args = built["Transform"].executor_spec.beam_pipeline_args
-    assert local_runner.EVALUATOR_PROCESS_ARGS[0] not in transform_args
+    assert "--direct_num_workers=1" in evaluator.executor_spec.beam_pipeline_args
+    assert evaluator.exec_properties["module_path"] == "models.evaluation"
