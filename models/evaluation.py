@@ -4,20 +4,20 @@ TFMA's stock path unbatches every eval example into an extract of its own, fans 
 to its 4 slices and adds it to every metric combiner one at a time: about 1,000 eval rows/s
 per process, whatever the model costs (profile in the README, "At real volume"). Here the
 Evaluator keeps TFMA's extractors up to the model's predictions (batched, as TFMA runs
-them), and two things change:
+them), and three things change:
 
-1. `custom_extractors` replaces TFMA's unbatch and slice-key steps with `SliceBatches`: each
+1. `custom_extractors` replaces TFMA's unbatch and slice-key steps with `slice_batches`: each
    batch is split into one extract per slice key, holding the labels, predictions and
    example weights of that slice's rows (batch-major arrays). The slice keys are TFMA's own
-   (`slicer.get_slices_for_features_dicts` on each row's slicing columns, exactly as its
-   slice-key extractor calls it), computed once per distinct combination of values.
+   (`slicer.get_slices_for_features_dicts`), computed once per distinct value of a slice's
+   columns, the rows grouped with numpy (row by row where a column is multi-valued, NaN, or
+   one TFMA would read from the transformed features).
 2. The metrics named in the eval config come from this module: TFMA's own metric classes,
-   whose three per-example combiners (example count, the calibration histogram behind AUC,
-   AUC-PR, precision, recall and accuracy, and the label/prediction sums behind calibration
-   and the means) are swapped for subclasses that add a whole batch with numpy. Everything
-   derived from them (confusion matrices, AUC, thresholds, the comparison with the baseline,
-   the blessing) is TFMA's code, unchanged.
-
+   whose per-example combiners (example count, the calibration histogram behind AUC and
+   AUC-PR, the confusion matrices at fixed thresholds behind accuracy, precision and recall,
+   the label/prediction sums behind calibration and the means) are swapped for subclasses
+   that add a whole batch with numpy. Everything derived from them (AUC, thresholds, the
+   comparison with the baseline, the blessing) is TFMA's code, unchanged.
 3. `custom_eval_shared_model` hands TFMA the SavedModel with its signatures callable the way
    TFMA calls them (one positional tensor of serialized examples): TensorFlow refuses that
    call against the structured, keyword-only signature first, formats every serialized
@@ -25,10 +25,11 @@ them), and two things change:
    refusal was two thirds of the Evaluator's inference time. The wrapper passes the tensor by
    its one input name: the same function, the same outputs.
 
-Same slices, same metric keys, same figures: `tests/e2e/test_batched_evaluation.py` runs
-the stock TFMA path and this one on the same model and eval split and compares every metric
-of every slice. Still a Beam pipeline of TFMA transforms, so it scales out as the stock
-Evaluator does.
+Same slices, same metric keys, same figures: `tests/unit/test_evaluation.py` holds each
+batched combiner to TFMA's per-example one and the slicing to TFMA's per-example slice keys;
+`tests/e2e/test_pipeline_e2e.py` compares the pipeline's Evaluator output with TFMA's stock
+path on the same model and eval split, every metric of every slice. Still a Beam pipeline of
+TFMA transforms, so it scales out as the stock Evaluator does.
 
 Limits, refused with a clear error rather than computed differently: an eval config with
 `min_slice_size` (TFMA would count extracts, not examples), SQL slices, cross slices,

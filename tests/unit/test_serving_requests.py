@@ -124,3 +124,43 @@ def test_chosen_records_are_read_without_the_rest(tmp_path):
     assert serving.read_tfrecords_at(files, rows) == [records[r] for r in rows]
     with pytest.raises(IndexError, match=r"rows \[250\] are beyond the 250 records"):
         serving.read_tfrecords_at(files, [1, 250])
+
+
+def _example(row: int) -> bytes:
+    """A trip; every 3rd lacks payment_type and every 4th its tips (absent, as a blank cell)."""
+    feature = {}
+    for name in features.serving_raw_features():
+        if name in features.RAW_STRING_COLUMNS:
+            if name == "payment_type" and row % 3 == 0:
+                continue
+            value = tf.train.Feature(bytes_list=tf.train.BytesList(value=[f"{name}-{row}".encode()]))
+        elif name in features.RAW_INT_COLUMNS:
+            value = tf.train.Feature(int64_list=tf.train.Int64List(value=[row]))
+        else:
+            value = tf.train.Feature(float_list=tf.train.FloatList(value=[row + 0.5]))
+        feature[name] = value
+    feature[features.FARE_KEY] = tf.train.Feature(float_list=tf.train.FloatList(value=[10.0]))
+    if row % 4:
+        feature[features.TIPS_KEY] = tf.train.Feature(float_list=tf.train.FloatList(value=[row % 5]))
+    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+
+
+def test_examples_parse_the_same_in_chunks_as_whole(monkeypatch):
+    examples = np.array([_example(row) for row in range(50)], dtype=object)
+    specs = serving.serving_raw_specs()
+    whole = serving.examples_to_raw(examples, specs)
+    labels = serving.labels_of(examples)
+    monkeypatch.setattr(serving, "PARSE_CHUNK", 7)  # 50 rows: 7 full chunks and one of 1
+    chunked = serving.examples_to_raw(examples, specs)
+    assert set(chunked) == set(whole)
+    for name in whole:
+        np.testing.assert_array_equal(chunked[name], whole[name], err_msg=name)
+    assert chunked["payment_type"][3] == signatures.missing_marker(tf.string)
+    assert chunked["payment_type"][4] == b"payment_type-4"
+    np.testing.assert_array_equal(serving.labels_of(examples), labels)
+    assert len(labels) == 50
+    doubled = tf.train.Example.FromString(examples[46])
+    doubled.features.feature["payment_type"].bytes_list.value.append(b"Cash")
+    examples[46] = doubled.SerializeToString()  # in the last full chunk
+    with pytest.raises(serving.ReplayDataError, match="feature 'payment_type' has several values"):
+        serving.examples_to_raw(examples, specs)
