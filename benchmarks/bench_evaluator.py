@@ -30,14 +30,6 @@ def _newest(root: Path, pattern: str) -> Path:
     return found[-1]
 
 
-def _rows(files: list[str]) -> int:
-    import tensorflow as tf
-
-    return sum(
-        1 for f in files for _ in tf.compat.v1.io.tf_record_iterator(f, options=tf.io.TFRecordOptions("GZIP"))
-    )
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -52,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from models import evaluation
     from pipeline.pipeline import make_eval_config
+    from serving.requests import count_tfrecords
 
     model = _newest(args.root, "Trainer/model/*/Format-Serving")
     split = _newest(args.root, "*ExampleGen/examples/*/Split-eval")
@@ -59,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     schema = io_utils.parse_pbtxt_file(
         str(_newest(args.root, "ImportSchemaGen/schema/*/schema.pbtxt")), schema_pb2.Schema()
     )
-    rows = _rows(files)
+    rows = count_tfrecords(files)
     print(f"model {model}\neval split {split}: {rows:,} rows in {len(files)} files")
     values = {}
     for path in args.paths.split(","):

@@ -368,14 +368,10 @@ class _SliceBatchesFn(beam.DoFn):
 def _model_arrays(element, combiner, example_weighted: bool):
     """(labels, predictions, weights) of one model as flat float64 arrays.
 
-    None where TFMA's per-row path must decide: sub keys, class weights, aggregation, shapes
-    that are not one value a row.
+    None where TFMA's per-row path must decide: shapes that are not one value a row (sub
+    keys, class weights and aggregation are sent there by `_batch_arrays`).
     """
     key = combiner._key  # noqa: SLF001
-    if key.sub_key or getattr(combiner, "_aggregation_type", None):
-        return None
-    if getattr(combiner, "_class_weights", None):
-        return None
     results = list(
         metric_util.to_label_prediction_example_weight(
             element,
@@ -673,7 +669,6 @@ def evaluate(
     output_path: str,
     batched: bool,
     baseline_path: str | None = None,
-    beam_args: list[str] | None = None,
 ) -> None:
     """Run TFMA on gzipped tf.Example files as the TFX Evaluator does, batched or stock.
 
@@ -681,7 +676,6 @@ def evaluate(
     candidate is compared with that model, as with a blessed baseline. The benchmark and the
     tests run both paths on the same rows with this.
     """
-    from apache_beam.options.pipeline_options import PipelineOptions
     from tfx_bsl.tfxio import tf_example_record
 
     config = tfma.utils.update_eval_config_with_defaults(
@@ -702,7 +696,7 @@ def evaluate(
     adapter = source.TensorAdapterConfig()
     shared = models[0] if len(models) == 1 else models
     extractors = custom_extractors(shared, config, adapter) if batched else None
-    with beam.Pipeline(options=PipelineOptions(beam_args or [])) as pipeline:
+    with beam.Pipeline() as pipeline:
         _ = (
             pipeline
             | "Read" >> source.BeamSource()

@@ -183,7 +183,7 @@ def test_a_combiner_without_a_batched_form_is_refused():
 @pytest.mark.parametrize(
     "edit, named",
     [
-        (lambda c: c.options.min_slice_size.value.__class__, None),
+        (lambda c: None, None),  # the plain config
         (lambda c: setattr(c.options.min_slice_size, "value", 10), "min_slice_size"),
         (lambda c: c.cross_slicing_specs.add(), "cross_slicing_specs"),
         (lambda c: c.slicing_specs.add(slice_keys_sql="SELECT 1"), "slice_keys_sql"),
