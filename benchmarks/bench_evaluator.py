@@ -39,11 +39,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--paths", default="stock,batched", help="which paths, comma-separated")
     args = parser.parse_args(argv)
 
+    from absl import flags
     from tensorflow_metadata.proto.v0 import schema_pb2
     from tfx.utils import io_utils
+    from tfx_bsl.coders import batch_util  # noqa: F401 (defines the batching flag)
 
     from models import evaluation
-    from pipeline.pipeline import make_eval_config
+    from pipeline.pipeline import BATCHING_FLAG, make_eval_config
+
+    # The batches the pipeline's Evaluator reads: TFX's executors parse their Beam args so.
+    flags.FLAGS([sys.argv[0], BATCHING_FLAG], known_only=True)
     from serving.requests import count_tfrecords
 
     model = _newest(args.root, "Trainer/model/*/Format-Serving")

@@ -33,6 +33,23 @@ SPAN_PATTERN = "span-{SPAN}/*.csv"
 LABEL_KEY = features.LABEL_KEY
 CODE_VERSION_KEY = "code_version"
 
+# tfx_bsl's absl flag for the batches its TFXIO sources hand StatisticsGen (TFDV), Transform
+# (TFT) and the Evaluator (TFMA): 20 MiB or 8,192 records a batch instead of Beam's adaptive
+# 1 to 1,000. TFX's Beam executors parse their Beam args as absl flags (b/174174381), so the
+# flag travels with them to every runner; the batch size is fixed when the Beam pipeline is
+# built. At 100x (1.5M trips) it took the Evaluator from 32.7 s to 27.5 s, StatisticsGen from
+# 49.4 s to 43.6 s and Transform from 43.8 s to 41.2 s (README, "At real volume").
+BATCHING_FLAG = "--tfxio_use_byte_size_batching"
+
+
+def with_batching_flag(beam_args: list[str] | tuple[str, ...]) -> list[str]:
+    """`beam_args` plus `BATCHING_FLAG`, unless they already set it either way."""
+    names = {BATCHING_FLAG, "--no" + BATCHING_FLAG[2:]}
+    if any(arg.split("=")[0] in names for arg in beam_args):
+        return list(beam_args)
+    return [*beam_args, BATCHING_FLAG]
+
+
 # Settings a scheduled Kubeflow run can change without recompiling (`runtime_parameters=True`):
 # name -> what it sets. Proto-valued ones take the proto's JSON.
 RUNTIME_PARAMETERS = {
@@ -209,7 +226,8 @@ def create_pipeline(
         edge_auc_tolerance: largest int8-vs-SavedModel AUC gap the edge gate accepts.
         min_span_rows: fewer rows in the newest or the previous span stop the run at the
             DriftGate (None: its default, `drift_gate.spec.DEFAULT_MIN_SPAN_ROWS`).
-        beam_pipeline_args: Beam options for the Beam-based components.
+        beam_pipeline_args: Beam options for the Beam-based components (`BATCHING_FLAG` is
+            added unless they set it either way).
         metadata_connection_config: ML Metadata connection (None for orchestrators that own it).
         enable_cache: reuse results of executions whose inputs did not change.
         tfjob: train in a Kubeflow TFJob of several workers instead of in the Trainer's own
@@ -343,5 +361,5 @@ def create_pipeline(
         ],
         enable_cache=enable_cache,
         metadata_connection_config=metadata_connection_config,
-        beam_pipeline_args=list(beam_pipeline_args),
+        beam_pipeline_args=with_batching_flag(beam_pipeline_args),
     )
