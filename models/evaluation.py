@@ -43,6 +43,7 @@ from typing import Any, Iterable
 
 import apache_beam as beam
 import numpy as np
+import pandas as pd
 import tensorflow_model_analysis as tfma
 from tensorflow_model_analysis import constants
 from tensorflow_model_analysis.api import types
@@ -265,13 +266,16 @@ def _group_rows(spec, columns: set[str], features_dicts: list[dict], raw: dict, 
         if column is None:
             return None
         simple[name] = column
+    # Codes by hashing (pandas' factorize), not by sorting: np.unique sorted a batch's byte
+    # strings with Python comparisons, 90% of the slicing's time at 100x.
     codes = np.zeros((size, len(simple)), dtype=np.int64)
     for position, (values, present, _) in enumerate(simple.values()):
         codes[:, position] = -1
         if present.any():
-            _, inverse = np.unique(values[present], return_inverse=True)
-            codes[present, position] = inverse
-    if simple:
+            codes[present, position] = pd.factorize(values[present])[0]
+    if len(simple) == 1:
+        group_of = codes[:, 0] + 1  # 0: the value is missing
+    elif simple:
         _, group_of = np.unique(codes, axis=0, return_inverse=True)
         group_of = group_of.reshape(-1)
     else:
