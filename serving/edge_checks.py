@@ -32,7 +32,6 @@ from serving.checks import (
     DEFAULT_BATCH_TOLERANCE,
     FAIL,
     PASS,
-    REPLAY_BATCH_SIZE,
     SKIPPED,
     Check,
     SignatureReplay,
@@ -47,6 +46,7 @@ from serving.checks import (
     accuracy,
     auc,
     batch_plans,
+    replay_batch_size,
 )
 from serving.requests import ReplayDataError, examples_to_raw, labels_of
 
@@ -123,7 +123,7 @@ def saved_model_answers(model_dir: str | os.PathLike, raw: dict[str, np.ndarray]
     signature = tf.saved_model.load(str(model_dir)).signatures[RAW_SIGNATURE]
     count = len(next(iter(raw.values())))
     out = []
-    for rows in _chunks(np.arange(count), REPLAY_BATCH_SIZE):
+    for rows in _chunks(np.arange(count), replay_batch_size(count)):
         answer = signature(**{k: tf.constant(v[rows]) for k, v in raw.items()})[PREDICTION_KEY].numpy()
         if answer.shape != (len(rows), 1):
             raise ValueError(
@@ -140,7 +140,7 @@ def run_edge_checks(
     reference: str | os.PathLike | np.ndarray | None = None,
     accuracy_tolerance: float = DEFAULT_ACCURACY_TOLERANCE,
     auc_tolerance: float = DEFAULT_AUC_TOLERANCE,
-    batch_size: int = REPLAY_BATCH_SIZE,
+    batch_size: int | None = None,
     batch_tolerance: float = DEFAULT_BATCH_TOLERANCE,
     name: str = "the edge model",
 ) -> Verdict:
@@ -153,7 +153,8 @@ def run_edge_checks(
             `serving_raw` probabilities on `serialized`; None skips the agreement check.
         accuracy_tolerance: largest accepted |edge - SavedModel| accuracy.
         auc_tolerance: largest accepted |edge - SavedModel| AUC.
-        batch_size: examples per call in the in-order replay.
+        batch_size: examples per call in the in-order replay (None: the serving gate's
+            `replay_batch_size`).
         batch_tolerance: largest accepted difference between two batchings of one example.
         name: what the verdict calls the model (its path).
 
@@ -177,6 +178,7 @@ def run_edge_checks(
         replay = SignatureReplay(EDGE_REPLAY, error=f"the replay cannot build raw requests: {error}")
         verdict.checks.append(_shape_check([replay]))
         return verdict
+    batch_size = batch_size or replay_batch_size(len(examples))
     caller = (lambda **inputs: runner(**inputs), lambda rows: {k: v[rows] for k, v in raw.items()})
     replay = _replay_rows(EDGE_REPLAY, *caller, list(_chunks(np.arange(len(examples)), batch_size)))
     verdict.checks.append(_shape_check([replay]))

@@ -294,5 +294,10 @@ def test_batch_plans_cover_every_example_and_stay_bounded_at_volume():
     shuffled = np.concatenate(plans["1024 shuffled"])
     assert sorted(shuffled) == list(range(500_000)) and (shuffled[:100] != np.arange(100)).any()
     assert np.array_equal(np.concatenate(plans["64"]), np.arange(4096))
+    # At volume the batch grows so that a pass is at most 64 calls; below 65,537 it stays 1,024.
+    sizes = {n: checks.replay_batch_size(n) for n in (600, 65_536, 65_537, 500_000, 10**7)}
+    assert sizes == {600: 1024, 65_536: 1024, 65_537: 1025, 500_000: 7813, 10**7: 16_384}
+    volume = checks.batch_plans(500_000, sizes[500_000])
+    assert len(volume["7813 shuffled"]) == 64 and sum(map(len, volume["7813 shuffled"])) == 500_000
     small = checks.batch_plans(600, 1024)
     assert np.array_equal(np.concatenate(small["64"]), np.arange(600))  # everything when small
