@@ -4,7 +4,9 @@ Takes a finished run's pipeline root (its Trainer model, ExampleGen eval split a
 `make run`, or a `bench_scale.py` run at 10x or 100x), runs TFMA on the eval split both ways
 as the TFX Evaluator does (the same model as candidate and baseline, as in a run with a
 blessed baseline), in one process (Beam in memory), and prints the median wall time, eval
-rows/s, and whether every metric of every slice agrees.
+rows/s, and whether every metric of every slice agrees. The stock path reads with tfx_bsl's
+`TFExampleRecord` (a record per Beam element) as TFX's Evaluator does; the batched one a file
+per element, as the pipeline's Evaluator does (`components/file_batch_reads`).
 
     .venv/bin/python benchmarks/bench_evaluator.py --root runs/bench-scale/ours-10x/pipeline
 """
@@ -39,16 +41,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--paths", default="stock,batched", help="which paths, comma-separated")
     args = parser.parse_args(argv)
 
-    from absl import flags
     from tensorflow_metadata.proto.v0 import schema_pb2
     from tfx.utils import io_utils
-    from tfx_bsl.coders import batch_util  # noqa: F401 (defines the batching flag)
 
+    from components.file_batch_reads.tfxio import FileBatchTFExampleRecord
     from models import evaluation
-    from pipeline.pipeline import BATCHING_FLAG, make_eval_config
-
-    # The batches the pipeline's Evaluator reads: TFX's executors parse their Beam args so.
-    flags.FLAGS([sys.argv[0], BATCHING_FLAG], known_only=True)
+    from pipeline.pipeline import make_eval_config
     from serving.requests import count_tfrecords
 
     model = _newest(args.root, "Trainer/model/*/Format-Serving")
@@ -74,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
                     eval_config=make_eval_config(0.5, 0.1, batched=batched),
                     output_path=out,
                     batched=batched,
+                    # The batched path reads as the pipeline's Evaluator does, the stock one as TFX's.
+                    tfxio_type=FileBatchTFExampleRecord if batched else None,
                 )
                 seconds.append(time.perf_counter() - start)
                 values[path] = evaluation.metric_values(out)

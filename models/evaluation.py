@@ -673,12 +673,14 @@ def evaluate(
     output_path: str,
     batched: bool,
     baseline_path: str | None = None,
+    tfxio_type: type | None = None,
 ) -> None:
     """Run TFMA on gzipped tf.Example files as the TFX Evaluator does, batched or stock.
 
     `eval_config` as the Evaluator receives it (before defaults); with `baseline_path` the
-    candidate is compared with that model, as with a blessed baseline. The benchmark and the
-    tests run both paths on the same rows with this.
+    candidate is compared with that model, as with a blessed baseline; `tfxio_type` reads the
+    files (tfx_bsl's `TFExampleRecord` when None). The benchmark and the tests run both paths
+    on the same rows with this.
     """
     from tfx_bsl.tfxio import tf_example_record
 
@@ -694,7 +696,7 @@ def evaluate(
         )
         for spec in config.model_specs
     ]
-    source = tf_example_record.TFExampleRecord(
+    source = (tfxio_type or tf_example_record.TFExampleRecord)(
         file_pattern=example_patterns, schema=schema, raw_record_column_name=tfma.ARROW_INPUT_COLUMN
     )
     adapter = source.TensorAdapterConfig()

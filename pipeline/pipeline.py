@@ -18,6 +18,7 @@ from components.anomaly_gate.component import AnomalyGate
 from components.drift_gate.component import DriftGate
 from components.edge_export.component import EdgeExport
 from components.example_gen.component import SpanWindowCsvExampleGen
+from components.file_batch_reads.executor import read_file_batches
 from components.pusher.component import AtomicPusher
 from components.resolver.component import make_baseline_resolver, make_warm_start_resolver
 from components.serving_gate.component import ServingGate
@@ -32,23 +33,6 @@ PREPROCESSING_FN = "models.transform.preprocessing_fn"
 SPAN_PATTERN = "span-{SPAN}/*.csv"
 LABEL_KEY = features.LABEL_KEY
 CODE_VERSION_KEY = "code_version"
-
-# tfx_bsl's absl flag for the batches its TFXIO sources hand StatisticsGen (TFDV), Transform
-# (TFT) and the Evaluator (TFMA): 20 MiB or 8,192 records a batch instead of Beam's adaptive
-# 1 to 1,000. TFX's Beam executors parse their Beam args as absl flags (b/174174381), so the
-# flag travels with them to every runner; the batch size is fixed when the Beam pipeline is
-# built. At 100x (1.5M trips) it took the Evaluator from 32.7 s to 27.5 s, StatisticsGen from
-# 49.4 s to 43.6 s and Transform from 43.8 s to 41.2 s (README, "At real volume").
-BATCHING_FLAG = "--tfxio_use_byte_size_batching"
-
-
-def with_batching_flag(beam_args: list[str] | tuple[str, ...]) -> list[str]:
-    """`beam_args` plus `BATCHING_FLAG`, unless they already set it either way."""
-    names = {BATCHING_FLAG, "--no" + BATCHING_FLAG[2:]}
-    if any(arg.split("=")[0] in names for arg in beam_args):
-        return list(beam_args)
-    return [*beam_args, BATCHING_FLAG]
-
 
 # Settings a scheduled Kubeflow run can change without recompiling (`runtime_parameters=True`):
 # name -> what it sets. Proto-valued ones take the proto's JSON.
@@ -226,8 +210,7 @@ def create_pipeline(
         edge_auc_tolerance: largest int8-vs-SavedModel AUC gap the edge gate accepts.
         min_span_rows: fewer rows in the newest or the previous span stop the run at the
             DriftGate (None: its default, `drift_gate.spec.DEFAULT_MIN_SPAN_ROWS`).
-        beam_pipeline_args: Beam options for the Beam-based components (`BATCHING_FLAG` is
-            added unless they set it either way).
+        beam_pipeline_args: Beam options for the Beam-based components.
         metadata_connection_config: ML Metadata connection (None for orchestrators that own it).
         enable_cache: reuse results of executions whose inputs did not change.
         tfjob: train in a Kubeflow TFJob of several workers instead of in the Trainer's own
@@ -259,7 +242,9 @@ def create_pipeline(
             runtime_parameters, "range-config", span_range(first_span, last_span, window_spans)
         ),
     )
-    statistics_gen = StatisticsGen(examples=example_gen.outputs["examples"])
+    # StatisticsGen, Transform and the Evaluator are TFX's, reading tf.Examples a file per Beam
+    # element instead of a record per element (components/file_batch_reads).
+    statistics_gen = read_file_batches(StatisticsGen(examples=example_gen.outputs["examples"]))
     schema_gen = ImportSchemaGen(schema_file=schema_path)
     example_validator = ExampleValidator(
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"]
@@ -286,6 +271,7 @@ def create_pipeline(
         disable_analyzer_cache=True,
         disable_statistics=True,
     )
+    read_file_batches(transform)
     transform.add_upstream_node(anomaly_gate)
     transform.add_upstream_node(drift_gate)
     warm_start_resolver = make_warm_start_resolver() if warm_start else None
@@ -318,6 +304,7 @@ def create_pipeline(
         # Slices and metrics a batch at a time (TFMA's own, batched: models/evaluation.py).
         module_path=evaluation.__name__,
     )
+    read_file_batches(evaluator)
     serving_gate = ServingGate(
         model=trainer.outputs["model"],
         examples=example_gen.outputs["examples"],
@@ -361,5 +348,5 @@ def create_pipeline(
         ],
         enable_cache=enable_cache,
         metadata_connection_config=metadata_connection_config,
-        beam_pipeline_args=with_batching_flag(beam_pipeline_args),
+        beam_pipeline_args=list(beam_pipeline_args),
     )

@@ -140,35 +140,3 @@ def test_every_stage_runs_in_one_process_and_the_evaluator_batched(tmp_path):
     )
     assert "--direct_num_workers=1" in evaluator.executor_spec.beam_pipeline_args
     assert evaluator.exec_properties["module_path"] == "models.evaluation"
-
-
-def test_tfxio_sources_batch_by_bytes_through_the_beam_args(tmp_path):
-    """Every Beam stage gets tfx_bsl's byte-size batching flag, and TFX's parse turns it on.
-
-    TFX's Beam executors parse `sys.argv + beam_args` as absl flags; the test does the same
-    parse and reads the batch sizes tfx_bsl's TFXIO sources then ask Beam for. It fails if
-    tfx_bsl renames the flag (absl would ignore it: `known_only=True`).
-    """
-    from absl import flags
-    from tfx_bsl.coders import batch_util
-
-    from pipeline.pipeline import BATCHING_FLAG, with_batching_flag
-
-    built = {c.id: c for c in local_runner.build(PipelineConfig(root=tmp_path)).components}
-    for node in ("StatisticsGen", "Transform", "Evaluator", "SpanWindowCsvExampleGen"):
-        assert BATCHING_FLAG in built[node].executor_spec.beam_pipeline_args, node
-    # A choice made either way on the command line is kept as it is.
-    assert with_batching_flag(["--notfxio_use_byte_size_batching"]) == ["--notfxio_use_byte_size_batching"]
-    assert with_batching_flag([f"{BATCHING_FLAG}=false"]) == [f"{BATCHING_FLAG}=false"]
-
-    name = BATCHING_FLAG[2:]
-    saved = flags.FLAGS[name].value
-    try:
-        flags.FLAGS(["prog", *built["Evaluator"].executor_spec.beam_pipeline_args], known_only=True)
-        assert flags.FLAGS[name].value is True
-        kwargs = batch_util.GetBatchElementsKwargs(None)
-        # Fixed batches of 20 MiB, every record counted as at least 2,560 bytes: 8,192 a batch.
-        assert kwargs["min_batch_size"] == kwargs["max_batch_size"] == 20 * 1024 * 1024
-        assert kwargs["element_size_fn"](b"x" * 600) * 8192 == kwargs["max_batch_size"]
-    finally:
-        flags.FLAGS[name].value = saved
