@@ -2,11 +2,11 @@
 
 Each class is TFX's executor, unchanged but for the TFXIO it reads tf.Examples through: the
 statistics (TFDV), the analyzers (TFT) and the metrics (TFMA) are TFX's, in TFX's Beam
-pipelines, on the same record batches. Transform builds its TFXIO in a method made to be
-overridden (`_CreateTFXIO`); StatisticsGen and the Evaluator build theirs inside `Do`
-through `tfxio_utils.make_tfxio`, so for the length of their `Do` that one function hands
-out the file-batch form of what it made (only a `TFExampleRecord`; any other format passes
-through as it was).
+pipelines, on the same record batches. All three build their TFXIO inside `Do` through
+`tfxio_utils.make_tfxio` (Transform's `_CreateTFXIO` belongs to a `TransformProcessor` that
+`Do` creates, so it offers no hook either), so for the length of their `Do` that one
+function hands out the file-batch form of what it made (only a `TFExampleRecord`; any other
+format passes through as it was).
 """
 
 from __future__ import annotations
@@ -64,8 +64,9 @@ class EvaluatorExecutor(evaluator_executor.Executor):
 class TransformExecutor(transform_executor.Executor):
     """TFX's Transform executor, reading a file at a time."""
 
-    def _CreateTFXIO(self, dataset, schema):  # noqa: N802
-        return file_batch_form(super()._CreateTFXIO(dataset, schema))
+    def Do(self, input_dict, output_dict, exec_properties):  # noqa: N802
+        with file_batch_tfxio():
+            return super().Do(input_dict, output_dict, exec_properties)
 
 
 EXECUTORS = {
