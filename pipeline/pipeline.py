@@ -18,7 +18,7 @@ from components.anomaly_gate.component import AnomalyGate
 from components.drift_gate.component import DriftGate
 from components.edge_export.component import EdgeExport
 from components.example_gen.component import SpanWindowCsvExampleGen
-from components.file_batch_reads.executor import read_file_batches
+from components.file_batch_reads.component import read_file_batches
 from components.pusher.component import AtomicPusher
 from components.resolver.component import make_baseline_resolver, make_warm_start_resolver
 from components.serving_gate.component import ServingGate

@@ -17,7 +17,6 @@ from tfx.components.evaluator import executor as evaluator_executor
 from tfx.components.statistics_gen import executor as statistics_gen_executor
 from tfx.components.transform import executor as transform_executor
 from tfx.components.util import tfxio_utils
-from tfx.dsl.components.base import base_component, executor_spec
 from tfx_bsl.tfxio import tf_example_record
 
 from components.file_batch_reads.tfxio import FileBatchTFExampleRecord
@@ -67,21 +66,3 @@ class TransformExecutor(transform_executor.Executor):
     def Do(self, input_dict, output_dict, exec_properties):  # noqa: N802
         with file_batch_tfxio():
             return super().Do(input_dict, output_dict, exec_properties)
-
-
-EXECUTORS = {
-    "StatisticsGen": StatisticsGenExecutor,
-    "Transform": TransformExecutor,
-    "Evaluator": EvaluatorExecutor,
-}
-
-
-def read_file_batches(component: base_component.BaseComponent) -> base_component.BaseComponent:
-    """Give a stock StatisticsGen, Transform or Evaluator its file-batch executor (in place)."""
-    name = type(component).__name__
-    if name not in EXECUTORS:
-        raise TypeError(f"no file-batch executor for {name}; there are for {sorted(EXECUTORS)}")
-    spec = executor_spec.BeamExecutorSpec(EXECUTORS[name])
-    spec.beam_pipeline_args = list(component.executor_spec.beam_pipeline_args)
-    component.executor_spec = spec
-    return component

@@ -25,6 +25,7 @@ from tfx.components.util import tfxio_utils
 from tfx.types import artifact_utils, channel_utils, standard_artifacts, standard_component_specs
 from tfx_bsl.tfxio import tf_example_record
 
+from components.file_batch_reads import component as file_batch_component
 from components.file_batch_reads import executor as file_batch
 from components.file_batch_reads.tfxio import (
     DEFAULT_BATCH_RECORDS,
@@ -148,13 +149,13 @@ def test_make_tfxio_is_swapped_only_inside_the_context(record_files):
 def test_the_pipeline_s_readers_get_their_executors_and_keep_their_beam_args():
     examples = channel_utils.as_channel([standard_artifacts.Examples()])
     statistics_gen = StatisticsGen(examples=examples).with_beam_pipeline_args(["--direct_num_workers=1"])
-    assert file_batch.read_file_batches(statistics_gen) is statistics_gen
+    assert file_batch_component.read_file_batches(statistics_gen) is statistics_gen
     assert statistics_gen.executor_spec.executor_class is file_batch.StatisticsGenExecutor
     assert statistics_gen.executor_spec.beam_pipeline_args == ["--direct_num_workers=1"]
-    evaluator = file_batch.read_file_batches(Evaluator(examples=examples))
+    evaluator = file_batch_component.read_file_batches(Evaluator(examples=examples))
     assert evaluator.executor_spec.executor_class is file_batch.EvaluatorExecutor
     with pytest.raises(TypeError, match="no file-batch executor for Trainer"):
-        file_batch.read_file_batches(Trainer(run_fn="models.trainer.run_fn", examples=examples))
+        file_batch_component.read_file_batches(Trainer(run_fn="models.trainer.run_fn", examples=examples))
 
 
 def _statistics(executor, examples, out) -> statistics_pb2.DatasetFeatureStatisticsList:
@@ -199,7 +200,7 @@ def test_statistics_gen_computes_the_statistics_tfx_s_own_executor_does(tmp_path
         assert _approx(json_format.MessageToDict(our_set), json_format.MessageToDict(stock_set)), split
 
 
-@pytest.mark.parametrize("executor", sorted(file_batch.EXECUTORS))
+@pytest.mark.parametrize("executor", sorted(file_batch_component.EXECUTORS))
 def test_each_executor_s_do_builds_its_tfxio_file_wise(executor, monkeypatch):
     """What TFX's own Do (run as `super().Do`) gets from make_tfxio inside ours."""
     seen = []
@@ -210,7 +211,7 @@ def test_each_executor_s_do_builds_its_tfxio_file_wise(executor, monkeypatch):
         )
         seen.append(type(made))
 
-    executor_class = file_batch.EXECUTORS[executor]
+    executor_class = file_batch_component.EXECUTORS[executor]
     monkeypatch.setattr(executor_class.__mro__[1], "Do", stock_do)
     executor_class().Do({}, {}, {})
     assert seen == [FileBatchTFExampleRecord]
