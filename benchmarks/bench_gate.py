@@ -6,6 +6,8 @@ times, and prints the medians: the whole gate, the batch_invariance check alone,
 largest difference it saw between two batchings of one example.
 
 Usage: `python benchmarks/bench_gate.py [--root runs/default] [--repeat 5]` after `make run`.
+`--pass-batch-sizes 1024,16384` also times one in-order pass over every example through each
+signature in batches of each size (what the replay batch size costs at volume).
 """
 
 from __future__ import annotations
@@ -19,6 +21,9 @@ from pathlib import Path
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
 from pipeline.config import PipelineConfig  # noqa: E402
 from serving import checks, requests, versions  # noqa: E402
 
@@ -28,10 +33,41 @@ def newest_examples_dir(config: PipelineConfig) -> Path:
     return sorted((Path(config.pipeline_root) / "SpanWindowCsvExampleGen" / "examples").iterdir())[-1]
 
 
+def time_passes(model_dir: Path, examples: list[bytes], sizes: list[int], repeat: int) -> None:
+    """Median seconds of one in-order pass through each signature, per batch size."""
+    model = tf.saved_model.load(str(model_dir))
+    serialized = np.array(examples, dtype=object)
+    raw_signature = model.signatures[checks.RAW_SIGNATURE]
+    specs = requests.raw_input_specs(raw_signature)
+    raw = requests.examples_to_raw(serialized, specs)
+    calls = {
+        checks.SERVING_SIGNATURE: lambda rows: model.signatures[checks.SERVING_SIGNATURE](
+            examples=tf.constant(list(serialized[rows]))
+        ),
+        checks.RAW_SIGNATURE: lambda rows: raw_signature(
+            **requests.check_raw_request(specs, {k: v[rows] for k, v in raw.items()})
+        ),
+    }
+    for size in sizes:
+        batches = checks._chunks(np.arange(len(serialized)), size)  # noqa: SLF001
+        cells = []
+        for name, call in calls.items():
+            call(batches[0])  # traces this batch shape once
+            seconds = []
+            for _ in range(repeat):
+                started = time.perf_counter()
+                for rows in batches:
+                    call(rows)
+                seconds.append(time.perf_counter() - started)
+            cells.append(f"{name} {statistics.median(seconds):6.2f} s")
+        print(f"  one pass in batches of {size:>6,} ({len(batches):>4} calls): " + ", ".join(cells))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", default="runs/default", help="a run root with a pushed model")
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--pass-batch-sizes", default="", help="e.g. 1024,16384: time in-order passes")
     args = parser.parse_args()
     config = PipelineConfig(root=args.root)
     version = versions.target_version(config.serving_dir)
@@ -54,6 +90,9 @@ def main() -> None:
     print(f"  whole gate           {whole:6.2f} s")
     print(f"  batch_invariance     {added:6.2f} s ({added / whole:.0%} of the gate)")
     print(f"  largest difference between two batchings of one example: {max(largest):.2g}")
+    if args.pass_batch_sizes:
+        sizes = [int(size) for size in args.pass_batch_sizes.split(",")]
+        time_passes(model, examples, sizes, args.repeat)
 
 
 if __name__ == "__main__":

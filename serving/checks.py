@@ -47,11 +47,12 @@ DEFAULT_METRIC_TOLERANCE = 0.005
 # Both signatures run the same float32 graph on the same values: any real skew is far larger.
 DEFAULT_PARITY_TOLERANCE = 1e-5
 REPLAY_BATCH_SIZE = 1024
-# At volume the replay's calls, not its examples, were the gate's cost: each full pass in
-# batches of 1,024 over the 100x eval split (500,000 trips) took serving_default 5.5 s and
-# serving_raw 6.5 s, in batches of 16,384 3.6 s and 3.0 s (the same answers: the batching
-# check holds them to 1e-5). So a pass takes at most this many calls, in batches of up to
-# MAX_REPLAY_BATCH_SIZE; up to 65,536 examples the batch stays REPLAY_BATCH_SIZE.
+# At volume the replay's calls, not its examples, were the gate's cost: one pass over the
+# 100x eval split (500,000 trips) takes serving_default 3.6 s and serving_raw 3.8 s in
+# batches of 1,024, 2.2 s and 2.0 s in 64 batches of 7,813 (`bench_gate.py
+# --pass-batch-sizes`; the same answers: the batching check holds them to 1e-5). So a pass
+# takes at most this many calls, in batches of up to MAX_REPLAY_BATCH_SIZE; up to 65,536
+# examples the batch stays REPLAY_BATCH_SIZE.
 REPLAY_CALLS = 64
 MAX_REPLAY_BATCH_SIZE = 16_384
 # The same example scored in two batchings by the same float32 graph: measured differences on

@@ -57,8 +57,8 @@ def check_window(spans: list[int | None], files_by_span: list[list[str]]) -> dic
 ROWS_PER_BATCH = 65_536
 
 # zlib level 1, not TensorFlow's default 6: on the 100x sample's tf.Examples, level 6 deflates
-# at 71 MB/s (10 s of a 26 s ExampleGen for 1.5M trips) and level 1 at 307 MB/s, for files
-# 1.26x larger (still a ninth of the records' bytes). Readers decompress either at the same speed.
+# at 70 MB/s (10 s of a 26 s ExampleGen for 1.5M trips) and level 1 at 312 MB/s, for files
+# 1.22x larger, still a ninth of the records' bytes (`benchmarks/bench_reads.py`).
 GZIP_LEVEL = 1
 
 
