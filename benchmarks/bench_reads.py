@@ -23,6 +23,8 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench_evaluator import _newest  # noqa: E402 (a run's newest artifact folder)
+
 
 def read_rows(source) -> int:
     """Rows the source's BeamSource yields, read in a one-process Beam pipeline."""
@@ -58,15 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     from components.file_batch_reads.tfxio import FileBatchTFExampleRecord
     from serving.requests import read_tfrecords
 
-    def newest(pattern: str) -> Path:
-        found = sorted(args.root.glob(pattern), key=lambda p: int(p.relative_to(args.root).parts[2]))
-        if not found:
-            raise SystemExit(f"bench_reads: nothing matches {args.root}/{pattern}: run the pipeline first")
-        return found[-1]
-
-    split = newest(f"*ExampleGen/examples/*/Split-{args.split}")
+    split = _newest(args.root, f"*ExampleGen/examples/*/Split-{args.split}")
     schema = io_utils.parse_pbtxt_file(
-        str(newest("ImportSchemaGen/schema/*/schema.pbtxt")), schema_pb2.Schema()
+        str(_newest(args.root, "ImportSchemaGen/schema/*/schema.pbtxt")), schema_pb2.Schema()
     )
     pattern = str(split / "*")
     stock = tf_example_record.TFExampleRecord(pattern, schema=schema, raw_record_column_name="__raw__")

@@ -213,22 +213,42 @@ def resolve_model_dir(path: str | os.PathLike) -> Path:
     )
 
 
-def _iter_tfrecords(files: Sequence[str]):
-    # The record iterator hands out bytes straight from C++: 30x faster than a
-    # TFRecordDataset's one eager tensor per record (0.04 s vs 1.3 s for 10k trips).
+# File name endings TensorFlow's record reader reads, as Beam's AUTO rule names them, and the
+# ones Beam would read that TensorFlow's reader does not.
+_COMPRESSION_BY_SUFFIX = {".gz": "GZIP"}
+_UNREADABLE_SUFFIXES = (".bz2", ".deflate", ".zst", ".zstd", ".lzma", ".xz", ".snappy")
+
+
+def tfrecord_compression(path: str | os.PathLike) -> str:
+    """TensorFlow's compression type for a TFRecord file, from its name as Beam would read it."""
+    lowered = str(path).lower()
+    for suffix, kind in _COMPRESSION_BY_SUFFIX.items():
+        if lowered.endswith(suffix):
+            return kind
+    if lowered.endswith(_UNREADABLE_SUFFIXES):
+        raise ValueError(f"{path}: a TFRecord file compressed in a way this reader does not read")
+    return ""
+
+
+def iter_tfrecords(files: Sequence[str]):
+    """The records of TFRecord files, in order (GZIP-compressed when named *.gz).
+
+    The record iterator hands out bytes straight from C++ (CRCs checked): 30x faster than a
+    TFRecordDataset's one eager tensor per record (0.04 s vs 1.3 s for 10k trips).
+    """
     for file in files:
-        options = tf.io.TFRecordOptions(compression_type="GZIP" if str(file).endswith(".gz") else "")
+        options = tf.io.TFRecordOptions(compression_type=tfrecord_compression(file))
         yield from tf_record.tf_record_iterator(str(file), options)
 
 
 def read_tfrecords(files: Sequence[str]) -> list[bytes]:
     """All records of (GZIP-compressed when named *.gz) TFRecord files."""
-    return list(_iter_tfrecords(files))
+    return list(iter_tfrecords(files))
 
 
 def count_tfrecords(files: Sequence[str]) -> int:
     """How many records the files hold, none of them kept."""
-    return sum(1 for _ in _iter_tfrecords(files))
+    return sum(1 for _ in iter_tfrecords(files))
 
 
 def read_tfrecords_at(files: Sequence[str], rows: Sequence[int]) -> list[bytes]:
@@ -239,7 +259,7 @@ def read_tfrecords_at(files: Sequence[str], rows: Sequence[int]) -> list[bytes]:
     wanted = {int(row) for row in rows}
     found = {}
     seen = 0
-    for position, record in enumerate(_iter_tfrecords(files)):
+    for position, record in enumerate(iter_tfrecords(files)):
         seen = position + 1
         if position in wanted:
             found[position] = record

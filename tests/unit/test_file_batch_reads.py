@@ -30,11 +30,10 @@ from components.file_batch_reads import executor as file_batch
 from components.file_batch_reads.tfxio import (
     DEFAULT_BATCH_RECORDS,
     FileBatchTFExampleRecord,
-    compression_of,
     matching_files,
 )
 from data import embedded
-from serving.requests import csv_to_examples
+from serving.requests import csv_to_examples, tfrecord_compression
 
 SCHEMA_FILE = os.path.join(os.path.dirname(__file__), "..", "..", "schemas", "schema.pbtxt")
 RAW = "__raw_record__"
@@ -54,7 +53,7 @@ def record_files(tmp_path_factory):
     parts = [records[:700], records[700:1500], records[1500:]]
     names = ["part-0.gz", "part-1.gz", "part-2.tfrecord"]
     for name, part in zip(names, parts):
-        options = tf.io.TFRecordOptions(compression_type=compression_of(name))
+        options = tf.io.TFRecordOptions(compression_type=tfrecord_compression(name))
         with tf.io.TFRecordWriter(str(root / name), options) as writer:
             for record in part:
                 writer.write(record)
@@ -118,10 +117,10 @@ def test_a_projection_reads_file_wise_too(record_files):
 
 
 def test_names_what_it_cannot_read():
-    assert compression_of("a/data_tfrecord-00000.gz") == "GZIP"
-    assert compression_of("a/data.tfrecord") == ""
+    assert tfrecord_compression("a/data_tfrecord-00000.gz") == "GZIP"
+    assert tfrecord_compression("a/data.tfrecord") == ""
     with pytest.raises(ValueError, match=r"a/data\.bz2: a TFRecord file compressed"):
-        compression_of("a/data.bz2")
+        tfrecord_compression("a/data.bz2")
     with pytest.raises(FileNotFoundError, match="no TFRecord files match .*nothing-here"):
         matching_files(["/tmp/nothing-here/*"])
 
