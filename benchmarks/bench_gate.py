@@ -34,30 +34,26 @@ def newest_examples_dir(config: PipelineConfig) -> Path:
 
 
 def time_passes(model_dir: Path, examples: list[bytes], sizes: list[int], repeat: int) -> None:
-    """Median seconds of one in-order pass through each signature, per batch size."""
+    """Median seconds of one in-order replay pass through each signature, per batch size.
+
+    The gate's own callers and replay (`serving.checks`), timed alone.
+    """
     model = tf.saved_model.load(str(model_dir))
     serialized = np.array(examples, dtype=object)
-    raw_signature = model.signatures[checks.RAW_SIGNATURE]
-    specs = requests.raw_input_specs(raw_signature)
-    raw = requests.examples_to_raw(serialized, specs)
-    calls = {
-        checks.SERVING_SIGNATURE: lambda rows: model.signatures[checks.SERVING_SIGNATURE](
-            examples=tf.constant(list(serialized[rows]))
-        ),
-        checks.RAW_SIGNATURE: lambda rows: raw_signature(
-            **requests.check_raw_request(specs, {k: v[rows] for k, v in raw.items()})
-        ),
+    specs = requests.raw_input_specs(model.signatures[checks.RAW_SIGNATURE])
+    callers = {
+        checks.SERVING_SIGNATURE: checks.serialized_caller(model, serialized),
+        checks.RAW_SIGNATURE: checks.raw_caller(model, specs, requests.examples_to_raw(serialized, specs)),
     }
     for size in sizes:
         batches = checks._chunks(np.arange(len(serialized)), size)  # noqa: SLF001
         cells = []
-        for name, call in calls.items():
-            call(batches[0])  # traces this batch shape once
+        for name, caller in callers.items():
+            checks._replay_rows(name, *caller, batches[:1])  # noqa: SLF001 (traces this batch shape)
             seconds = []
             for _ in range(repeat):
                 started = time.perf_counter()
-                for rows in batches:
-                    call(rows)
+                checks._replay_rows(name, *caller, batches)  # noqa: SLF001
                 seconds.append(time.perf_counter() - started)
             cells.append(f"{name} {statistics.median(seconds):6.2f} s")
         print(f"  one pass in batches of {size:>6,} ({len(batches):>4} calls): " + ", ".join(cells))

@@ -259,19 +259,20 @@ def create_pipeline(
         **({} if min_span_rows is None else {"min_span_rows": min_span_rows}),
     )
     drift_gate.add_upstream_node(anomaly_gate)  # Schema violations first: they say more than drift.
-    transform = Transform(
-        examples=example_gen.outputs["examples"],
-        schema=schema_gen.outputs["schema"],
-        preprocessing_fn=PREPROCESSING_FN,
-        custom_config={CODE_VERSION_KEY: code_version},
-        # The Trainer applies the Transform graph itself (see models/trainer.py): writing
-        # transformed examples, the analyzer cache and post-transform statistics each cost
-        # more seconds than they save on data of this size.
-        materialize=False,
-        disable_analyzer_cache=True,
-        disable_statistics=True,
+    transform = read_file_batches(
+        Transform(
+            examples=example_gen.outputs["examples"],
+            schema=schema_gen.outputs["schema"],
+            preprocessing_fn=PREPROCESSING_FN,
+            custom_config={CODE_VERSION_KEY: code_version},
+            # The Trainer applies the Transform graph itself (see models/trainer.py): writing
+            # transformed examples, the analyzer cache and post-transform statistics each cost
+            # more seconds than they save on data of this size.
+            materialize=False,
+            disable_analyzer_cache=True,
+            disable_statistics=True,
+        )
     )
-    read_file_batches(transform)
     transform.add_upstream_node(anomaly_gate)
     transform.add_upstream_node(drift_gate)
     warm_start_resolver = make_warm_start_resolver() if warm_start else None
@@ -293,18 +294,19 @@ def create_pipeline(
         },
     ).with_id("Trainer")
     baseline = make_baseline_resolver(trainer.outputs["model"], portable=portable_resolvers)
-    evaluator = Evaluator(
-        examples=example_gen.outputs["examples"],
-        model=trainer.outputs["model"],
-        baseline_model=baseline.outputs["model"],
-        eval_config=_runtime(
-            runtime_parameters, "eval-config", make_eval_config(auc_threshold, regression_tolerance)
-        ),
-        example_splits=["eval"],
-        # Slices and metrics a batch at a time (TFMA's own, batched: models/evaluation.py).
-        module_path=evaluation.__name__,
+    evaluator = read_file_batches(
+        Evaluator(
+            examples=example_gen.outputs["examples"],
+            model=trainer.outputs["model"],
+            baseline_model=baseline.outputs["model"],
+            eval_config=_runtime(
+                runtime_parameters, "eval-config", make_eval_config(auc_threshold, regression_tolerance)
+            ),
+            example_splits=["eval"],
+            # Slices and metrics a batch at a time (TFMA's own, batched: models/evaluation.py).
+            module_path=evaluation.__name__,
+        )
     )
-    read_file_batches(evaluator)
     serving_gate = ServingGate(
         model=trainer.outputs["model"],
         examples=example_gen.outputs["examples"],

@@ -48,8 +48,8 @@ DEFAULT_METRIC_TOLERANCE = 0.005
 DEFAULT_PARITY_TOLERANCE = 1e-5
 REPLAY_BATCH_SIZE = 1024
 # At volume the replay's calls, not its examples, were the gate's cost: one pass over the
-# 100x eval split (500,000 trips) takes serving_default 3.6 s and serving_raw 3.8 s in
-# batches of 1,024, 2.2 s and 2.0 s in 64 batches of 7,813 (`bench_gate.py
+# 100x eval split (500,000 trips) takes serving_default 4.0 s and serving_raw 4.6 s in
+# batches of 1,024, 2.4 s and 2.3 s in 64 batches of 7,813 (`bench_gate.py
 # --pass-batch-sizes`; the same answers: the batching check holds them to 1e-5). So a pass
 # takes at most this many calls, in batches of up to MAX_REPLAY_BATCH_SIZE; up to 65,536
 # examples the batch stays REPLAY_BATCH_SIZE.
@@ -221,6 +221,25 @@ def replay_batch_size(count: int) -> int:
     return int(min(MAX_REPLAY_BATCH_SIZE, max(REPLAY_BATCH_SIZE, -(-count // REPLAY_CALLS))))
 
 
+def serialized_caller(model, examples: np.ndarray):
+    """(signature, inputs for rows) replaying serialized `examples` through `serving_default`."""
+    return (
+        model.signatures[SERVING_SIGNATURE],
+        lambda rows: {EXAMPLES_INPUT: tf.constant(list(examples[rows]))},
+    )
+
+
+def raw_caller(model, specs: dict, raw: dict[str, np.ndarray]):
+    """(signature, inputs for rows) replaying raw-feature arrays through `serving_raw`.
+
+    Each batch is checked as it is built: no tensor copy of the whole eval split.
+    """
+    return (
+        model.signatures[RAW_SIGNATURE],
+        lambda rows: check_raw_request(specs, {k: v[rows] for k, v in raw.items()}),
+    )
+
+
 def _signature_check(model) -> tuple[Check, dict | None]:
     signatures = getattr(model, "signatures", {})
     problems = [
@@ -297,20 +316,10 @@ def run_checks(
     examples = np.array(list(serialized), dtype=object)
     batch_size = batch_size or replay_batch_size(len(examples))
     in_order = list(_chunks(np.arange(len(examples)), batch_size))
-    callers = {
-        SERVING_SIGNATURE: (
-            model.signatures[SERVING_SIGNATURE],
-            lambda rows: {EXAMPLES_INPUT: tf.constant(list(examples[rows]))},
-        )
-    }
+    callers = {SERVING_SIGNATURE: serialized_caller(model, examples)}
     serialized_replay = _replay_rows(SERVING_SIGNATURE, *callers[SERVING_SIGNATURE], in_order)
     try:
-        raw = examples_to_raw(examples, specs)
-        # Each batch is checked as it is built: no tensor copy of the whole eval split.
-        callers[RAW_SIGNATURE] = (
-            model.signatures[RAW_SIGNATURE],
-            lambda rows: check_raw_request(specs, {k: v[rows] for k, v in raw.items()}),
-        )
+        callers[RAW_SIGNATURE] = raw_caller(model, specs, examples_to_raw(examples, specs))
         raw_replay = _replay_rows(RAW_SIGNATURE, *callers[RAW_SIGNATURE], in_order)
     except (ReplayDataError, ServingInputError) as error:
         raw_replay = SignatureReplay(RAW_SIGNATURE, error=f"the replay cannot build raw requests: {error}")

@@ -127,9 +127,6 @@ def test_names_what_it_cannot_read():
 
 def test_make_tfxio_is_swapped_only_inside_the_context(record_files):
     root, _ = record_files
-    examples = standard_artifacts.Examples()
-    examples.uri = str(root)
-    examples.split_names = artifact_utils.encode_split_names(["train"])
 
     def made():
         return tfxio_utils.make_tfxio(
