@@ -35,7 +35,7 @@ $(VENV)/bin/python:
 
 # pip stays in the venv: TFX pip-installs packaged user modules inside Transform and Trainer.
 # --compile-bytecode: with PYTHONDONTWRITEBYTECODE set (as on our machines) every import would
-# otherwise compile TF and TFX from source, every run: 16 s instead of 40 s to import here.
+# otherwise compile TF and TFX from source, every run (benchmarks/README.md: what makes it fast).
 $(STAMP): $(VENV)/bin/python requirements.lock setup.py pyproject.toml
 	$(PY) -m pip install --quiet --disable-pip-version-check uv
 	$(VENV)/bin/uv pip install --compile-bytecode --python $(PY) -r requirements.lock
@@ -69,7 +69,7 @@ bench-scale: setup
 # The Kubeflow image. Needs a Docker engine: none runs on this project's machines, so this
 # target is for a workstation or CI runner that has one.
 image:
-	@docker info >/dev/null 2>&1 || { echo "make image: no Docker engine reachable here (docker info fails); build kubeflow/Dockerfile where one runs (README: Kubeflow)" >&2; exit 1; }
+	@docker info >/dev/null 2>&1 || { echo "make image: no Docker engine reachable here (docker info fails); build kubeflow/Dockerfile where one runs (docs/kubeflow.md)" >&2; exit 1; }
 	docker build -f kubeflow/Dockerfile -t $(IMAGE) .
 
 lint: setup

@@ -16,6 +16,8 @@ setup(
         include=[
             "pipeline",
             "pipeline.*",
+            "monitoring",
+            "monitoring.*",
             "components",
             "components.*",
             "models",
@@ -26,6 +28,8 @@ setup(
             "data.*",
             "schemas",
             "schemas.*",
+            "tfma_batched",
+            "tfma_batched.*",
         ]
     ),
     package_data={"schemas": ["*.pbtxt"]},

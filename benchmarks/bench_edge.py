@@ -30,14 +30,10 @@ from bench_gate import newest_examples_dir  # noqa: E402  (this folder: run as a
 
 from models.edge import VARIANTS, convert, representative_trips  # noqa: E402
 from pipeline.config import PipelineConfig  # noqa: E402
-from serving.checks import accuracy, auc  # noqa: E402
-from serving.requests import (  # noqa: E402
-    examples_to_raw,
-    labels_of,
-    load_replay_examples,
-    raw_input_specs,
-    resolve_model_dir,
-)
+from serving.gate_checks import accuracy, auc  # noqa: E402
+from serving.model_dirs import resolve_model_dir  # noqa: E402
+from serving.replay_data import examples_to_raw, labels_of, load_replay_examples  # noqa: E402
+from serving.request_checks import raw_input_specs  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 EDGE_PYTHON = REPO / ".venv-edge" / "bin" / "python"

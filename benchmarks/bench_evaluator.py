@@ -45,9 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     from tfx.utils import io_utils
 
     from components.file_batch_reads.tfxio import FileBatchTFExampleRecord
-    from models import evaluation
-    from pipeline.pipeline import make_eval_config
-    from serving.requests import count_tfrecords
+    from data.tfrecords import count_tfrecords
+    from pipeline.eval_config import make_eval_config
+    from tfma_batched import harness
 
     model = _newest(args.root, "Trainer/model/*/Format-Serving")
     split = _newest(args.root, "*ExampleGen/examples/*/Split-eval")
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         for _ in range(args.repeats):
             with tempfile.TemporaryDirectory() as out:
                 start = time.perf_counter()
-                evaluation.evaluate(
+                harness.evaluate(
                     model_path=str(model),
                     baseline_path=str(model),
                     example_patterns=files,
@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
                     tfxio_type=FileBatchTFExampleRecord if batched else None,
                 )
                 seconds.append(time.perf_counter() - start)
-                values[path] = evaluation.metric_values(out)
+                values[path] = harness.metric_values(out)
         median = statistics.median(seconds)
         runs = ", ".join(f"{s:.1f}" for s in seconds)
         print(

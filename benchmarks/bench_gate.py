@@ -1,6 +1,6 @@
 """What the serving gate costs, and how much of it the batch_invariance check adds.
 
-Runs the gate's checks (`serving.checks.run_checks`, as the ServingGate executor does) on a
+Runs the gate's checks (`serving.gate_checks.run_checks`, as the ServingGate executor does) on a
 pushed model against the eval split of the ExampleGen output it was trained with, several
 times, and prints the medians: the whole gate, the batch_invariance check alone, and the
 largest difference it saw between two batchings of one example.
@@ -24,8 +24,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from models.signatures import RAW_SIGNATURE, SERVING_SIGNATURE  # noqa: E402
 from pipeline.config import PipelineConfig  # noqa: E402
-from serving import checks, requests, versions  # noqa: E402
+from serving import gate_checks, replay_data, request_checks, signature_replay, versions  # noqa: E402
 
 
 def newest_examples_dir(config: PipelineConfig) -> Path:
@@ -36,24 +37,26 @@ def newest_examples_dir(config: PipelineConfig) -> Path:
 def time_passes(model_dir: Path, examples: list[bytes], sizes: list[int], repeat: int) -> None:
     """Median seconds of one in-order replay pass through each signature, per batch size.
 
-    The gate's own callers and replay (`serving.checks`), timed alone.
+    The gate's own callers and replay (`serving.signature_replay`), timed alone.
     """
     model = tf.saved_model.load(str(model_dir))
     serialized = np.array(examples, dtype=object)
-    specs = requests.raw_input_specs(model.signatures[checks.RAW_SIGNATURE])
+    specs = request_checks.raw_input_specs(model.signatures[RAW_SIGNATURE])
     callers = {
-        checks.SERVING_SIGNATURE: checks.serialized_caller(model, serialized),
-        checks.RAW_SIGNATURE: checks.raw_caller(model, specs, requests.examples_to_raw(serialized, specs)),
+        SERVING_SIGNATURE: signature_replay.serialized_caller(model, serialized),
+        RAW_SIGNATURE: signature_replay.raw_caller(
+            model, specs, replay_data.examples_to_raw(serialized, specs)
+        ),
     }
     for size in sizes:
-        batches = checks._chunks(np.arange(len(serialized)), size)  # noqa: SLF001
+        batches = signature_replay.chunks(np.arange(len(serialized)), size)
         cells = []
         for name, caller in callers.items():
-            checks._replay_rows(name, *caller, batches[:1])  # noqa: SLF001 (traces this batch shape)
+            signature_replay.replay_rows(name, *caller, batches[:1])  # traces this batch shape
             seconds = []
             for _ in range(repeat):
                 started = time.perf_counter()
-                checks._replay_rows(name, *caller, batches)  # noqa: SLF001
+                signature_replay.replay_rows(name, *caller, batches)
                 seconds.append(time.perf_counter() - started)
             cells.append(f"{name} {statistics.median(seconds):6.2f} s")
         print(f"  one pass in batches of {size:>6,} ({len(batches):>4} calls): " + ", ".join(cells))
@@ -70,13 +73,13 @@ def main() -> None:
     if version is None:
         raise SystemExit(f"no pushed model under {config.serving_dir}: run `make run` first")
     examples_dir = newest_examples_dir(config)
-    examples = requests.load_replay_examples(examples_dir)
+    examples = replay_data.load_replay_examples(examples_dir)
     model = config.serving_dir / str(version)
-    checks.run_checks(str(model), examples)  # warm-up: traces the signatures once
+    gate_checks.run_checks(str(model), examples)  # warm-up: traces the signatures once
     totals, batch, largest = [], [], []
     for _ in range(args.repeat):
         started = time.perf_counter()
-        verdict = checks.run_checks(str(model), examples)
+        verdict = gate_checks.run_checks(str(model), examples)
         totals.append(time.perf_counter() - started)
         figures = {c.name: c for c in verdict.checks}["batch_invariance"].figures
         batch.append(figures["seconds"])

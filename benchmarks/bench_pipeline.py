@@ -101,7 +101,7 @@ def measure(command: list[str], log_path: Path) -> dict:
 
 def peak_by_component(metadata_path: Path, samples: list[tuple[float, float]]) -> dict[str, float]:
     """Peak tree RSS (MiB) while each component ran, from its execution's times in ML Metadata."""
-    from pipeline.ops.history import load_report
+    from pipeline.ops.run_history import load_report
 
     peaks = {}
     for node in load_report(metadata_path).nodes:
@@ -112,14 +112,14 @@ def peak_by_component(metadata_path: Path, samples: list[tuple[float, float]]) -
 
 
 def component_seconds(metadata_path: Path) -> dict[str, float]:
-    from pipeline.ops.history import load_report
+    from pipeline.ops.run_history import load_report
 
     report = load_report(metadata_path)
     return {node.node_id: round(node.seconds, 1) for node in report.nodes}
 
 
 def outputs_of(metadata_path: Path, node_suffix: str, key: str) -> str:
-    from pipeline.ops.history import load_report
+    from pipeline.ops.run_history import load_report
 
     report = load_report(metadata_path)
     for node in report.nodes:
@@ -129,9 +129,13 @@ def outputs_of(metadata_path: Path, node_suffix: str, key: str) -> str:
 
 
 def score(metadata_path: Path, output_key: str) -> dict[str, float]:
-    """Binary accuracy (threshold 0.5) and AUC of the run's trained model on its eval split."""
+    """Accuracy (threshold 0.5), AUC and calibration (mean score / mean label) on the eval split."""
+    import itertools
+
     import numpy as np
     import tensorflow as tf
+
+    from data.tfrecords import iter_tfrecords
 
     model_dir = os.path.join(outputs_of(metadata_path, "Trainer", "model"), "Format-Serving")
     examples_dir = outputs_of(metadata_path, "ExampleGen", "examples")
@@ -142,12 +146,19 @@ def score(metadata_path: Path, output_key: str) -> dict[str, float]:
         "fare": tf.io.FixedLenFeature([], tf.float32, default_value=0.0),
     }
     labels, scores = [], []
-    for records in tf.data.TFRecordDataset(files, compression_type="GZIP").batch(1024):
+    reader = iter_tfrecords(files)  # both ExampleGens write gzipped *.gz files
+    while batch := list(itertools.islice(reader, 1024)):
+        records = tf.constant(batch)
         parsed = tf.io.parse_example(records, spec)
         labels.append((parsed["tips"] > 0.2 * parsed["fare"]).numpy() & (parsed["fare"] > 0).numpy())
         scores.append(serve(examples=records)[output_key].numpy().reshape(-1))
     y, p = np.concatenate(labels).astype(int), np.concatenate(scores)
-    return {"examples": int(len(y)), "accuracy": float(((p > 0.5) == y).mean()), "auc": auc(y, p)}
+    return {
+        "examples": int(len(y)),
+        "accuracy": float(((p > 0.5) == y).mean()),
+        "auc": auc(y, p),
+        "calibration": float(p.mean() / y.mean()),
+    }
 
 
 def auc(labels, scores) -> float:

@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     from tfx_bsl.tfxio import tf_example_record
 
     from components.file_batch_reads.tfxio import FileBatchTFExampleRecord
-    from serving.requests import read_tfrecords
+    from data.tfrecords import read_tfrecords
 
     split = _newest(args.root, f"*ExampleGen/examples/*/Split-{args.split}")
     schema = io_utils.parse_pbtxt_file(

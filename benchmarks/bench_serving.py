@@ -123,8 +123,8 @@ def in_process(model_dir: Path, rows: list[dict], seconds: float) -> dict:
     """The raw signature called directly with the same rows: the floor the server adds to."""
     import tensorflow as tf
 
-    from serving.requests import check_raw_request, raw_input_specs
-    from serving.server import raw_features
+    from serving.request_checks import check_raw_request, raw_input_specs
+    from serving.tf_serving_rest import raw_features
 
     model = tf.saved_model.load(str(model_dir))
     signature = model.signatures["serving_raw"]
@@ -262,7 +262,7 @@ def main() -> int:
         dropped = _dropped(log_port)
         log_process.terminate()
         log_process.wait(timeout=30)
-        from serving.prediction_log import read_logs
+        from monitoring.prediction_logs import read_logs
 
         logged = len(read_logs(logs))
         swap = hot_swap(port, base, bodies[1], max(args.seconds, 6.0))

@@ -71,8 +71,8 @@ def measure(spec: dict) -> dict:
 def prepare(work: Path) -> dict:
     from pipeline.config import PipelineConfig
     from pipeline.ops.exit_codes import EXIT_OK
-    from pipeline.ops.history import load_report
     from pipeline.ops.run import run_command
+    from pipeline.ops.run_history import load_report
 
     config = PipelineConfig(root=work / "root")
     if not config.metadata_path.exists():

@@ -26,9 +26,9 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from pipeline.config import PipelineConfig  # noqa: E402
-from pipeline.ops.history import load_report  # noqa: E402
 from pipeline.ops.replay import replay  # noqa: E402
 from pipeline.ops.run import run_command  # noqa: E402
+from pipeline.ops.run_history import load_report  # noqa: E402
 
 WEEKS = 4
 
@@ -37,7 +37,13 @@ def run_week5(base: Path, target: Path, warm: bool, steps: int) -> dict:
     shutil.rmtree(target, ignore_errors=True)
     shutil.copytree(base, target)
     shutil.copytree(target / "feed" / "span-5", target / "weekly-data" / "span-5")
-    config = PipelineConfig(root=target, data_root=target / "weekly-data", warm_start=warm, train_steps=steps)
+    config = PipelineConfig(
+        root=target,
+        data_root=target / "weekly-data",
+        warm_start=warm,
+        train_steps=steps,
+        train_steps_from_data=False,
+    )
     started = time.monotonic()
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         status = run_command(config)

@@ -24,9 +24,13 @@ SEED = 20240601
 
 def scaled_frame(factor: int, seed: int = SEED, source: str | os.PathLike | None = None) -> pd.DataFrame:
     """The sample repeated `factor` times with jitter (see the module docstring)."""
+    return jittered_copies(embedded.read_raw_csv(source or embedded.taxi_sample_path()), factor, seed)
+
+
+def jittered_copies(base: pd.DataFrame, factor: int, seed: int = SEED) -> pd.DataFrame:
+    """`base` repeated `factor` times, every copy but the first jittered (module docstring)."""
     if factor < 1:
         raise embedded.DataError(f"factor must be >= 1, got {factor}")
-    base = embedded.read_raw_csv(source or embedded.taxi_sample_path())
     frame = pd.concat([base] * factor, ignore_index=True)
     copy = np.repeat(np.arange(factor), len(base))
     jittered = copy > 0
@@ -62,3 +66,24 @@ def write_scaled(
     whole = root / "all"
     embedded.write_if_changed(whole / embedded.SPAN_FILE_NAME, embedded.to_csv_bytes(pd.concat(spans)))
     return list(range(1, num_spans + 1)), whole
+
+
+def write_scaled_spans(
+    data_root: str | os.PathLike, factor: int, num_spans: int = embedded.DEFAULT_NUM_SPANS, seed: int = SEED
+) -> list[int]:
+    """`<data_root>/span-<k>/data.csv` only, one span in memory at a time (1,000x and more).
+
+    The sample is cut into its spans first and each span is scaled on its own (seed `seed + k`),
+    then sorted by start time: a trip's copies start within a minute of it, so they stay in its
+    span. Holds one scaled span, not the whole scaled sample; no single-file copy is written.
+    """
+    base = embedded.read_raw_csv(embedded.taxi_sample_path())
+    root = Path(data_root)
+    for number, span in enumerate(embedded.split_into_spans(base, num_spans), start=1):
+        scaled = jittered_copies(span.reset_index(drop=True), factor, seed + number)
+        scaled = scaled.sort_values(features.TIMESTAMP_KEY, kind="stable")
+        embedded.write_if_changed(
+            root / f"span-{number}" / embedded.SPAN_FILE_NAME, embedded.to_csv_bytes(scaled)
+        )
+        del scaled
+    return list(range(1, num_spans + 1))

@@ -69,7 +69,7 @@ def convert(
         converter.representative_dataset = lambda: (dict(s) for s in samples)
         # Only the network in int8: quantizing the preprocessing (coordinates against their
         # bucket boundaries, z-score statistics, comparisons) moves trips across buckets
-        # (README, Edge). The debugger calibrates once; the quantizer then skips every node
+        # (docs/edge.md). The debugger calibrates once; the quantizer then skips every node
         # of the calibrated model that is not one of the network's.
         debugger = tf.lite.experimental.QuantizationDebugger(
             converter=converter, debug_dataset=converter.representative_dataset
@@ -88,8 +88,9 @@ def _converter(saved_model_dir: str):
     """A converter of the `serving_raw` signature that reads the SavedModel from disk once.
 
     `TFLiteConverter.from_saved_model` first loads the whole SavedModel into Python
-    (`tf.saved_model.load`, 1.8 s of a 5 s int8 export here) only to list its signatures
-    and keep its variables alive; the MLIR importer then reads the folder again by itself.
+    (`tf.saved_model.load`, a large share of EdgeExport's seconds in `make bench`) only to
+    list its signatures and keep its variables alive; the MLIR importer then reads the folder
+    again by itself.
     The class it returns, built directly, skips that load; the signature is checked from
     the SavedModel proto instead.
     """

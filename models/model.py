@@ -72,9 +72,9 @@ def skip_autograph_for_graph_safe_packages() -> None:
     """Tell AutoGraph not to convert `GRAPH_SAFE_PACKAGES`, as TensorFlow does for `keras`.
 
     TFX 1.16 runs the split-out `tf_keras` package (TF_USE_LEGACY_KERAS=1), which TensorFlow's
-    rules miss: the first `fit` then spends ~20 s of a 2-core machine converting Keras's own
-    code, and tracing the Transform layer inside `Dataset.map` another ~5 s converting
-    tensorflow_transform's. Idempotent.
+    rules miss: the first `fit` then spends most of the Trainer's time converting Keras's own
+    code, and tracing the Transform layer inside `Dataset.map` converts tensorflow_transform's
+    (the Trainer's seconds: `make bench`). Idempotent.
     """
     from tensorflow.python.autograph.core import config as autograph_config
 

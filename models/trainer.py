@@ -11,7 +11,9 @@ import logging
 import math
 import os
 import shutil
+from typing import NamedTuple
 
+import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 from tfx.components.trainer.fn_args_utils import FnArgs
@@ -36,10 +38,83 @@ MODEL_CONFIG_KEY = "model"
 BACKUP_FOLDER = "backup"
 # Start from the weights of the latest blessed model (Trainer's `base_model` input) when set.
 WARM_START_KEY = "warm_start"
+STEPS_FROM_DATA_KEY = "train_steps_from_data"
+MAX_TRAIN_EXAMPLES_KEY = "max_train_examples"
 DEFAULT_EPOCHS = 5
 DEFAULT_BATCH_SIZE = 128
+# Records parsed and transformed together (and cached as one batch).
+PARSE_BATCH = 1024
+# Files read at once, interleaved record by record.
+INTERLEAVED_FILES = 64
+DEFAULT_SHUFFLE_BUFFER = 20_000
+# Memory the training shuffle may hold, and what one example costs there per feature (a
+# scalar tensor of its own once unbatched).
+SHUFFLE_BUFFER_BYTES = 256 * 2**20
+SHUFFLE_BYTES_PER_FEATURE = 256
 # Fixed seed for weights, dropout and shuffling: a re-run on the same data trains the same model.
 SEED = 42
+
+
+class TrainingPlan(NamedTuple):
+    """How much of the training split the Trainer reads, and how.
+
+    Attributes:
+        steps: training steps (batches) in all.
+        examples: the training split's size, estimated from its files (`estimate_records`).
+        stride: read every example (1), or one in `stride` of them, drawn at random across the
+            whole split in a single pass (a uniform sample of every span and every file).
+        shuffle_buffer: examples the shuffle holds (bounded by `SHUFFLE_BUFFER_BYTES`).
+    """
+
+    steps: int
+    examples: int
+    stride: int
+    shuffle_buffer: int
+
+
+def estimate_records(files: list[str]) -> int:
+    """Records in gzipped TFRecord `files`: one file counted, the rest scaled by their bytes.
+
+    ExampleGen writes every file the same way (one chunk of one span, one split), so the
+    compressed bytes per record hardly vary between files; counting every record of a split of
+    millions would cost a read pass of its own.
+    """
+    sizes = [tf.io.gfile.stat(f).length for f in files]
+    largest = int(np.argmax(sizes))
+    counted = sum(1 for _ in tf.data.TFRecordDataset(files[largest], compression_type="GZIP"))
+    if counted == 0 or sizes[largest] == 0:
+        return counted
+    return max(counted, round(sum(sizes) * counted / sizes[largest]))
+
+
+def plan_training(
+    examples: int,
+    batch_size: int,
+    train_steps: int,
+    from_data: bool,
+    max_examples: int,
+    feature_count: int,
+) -> TrainingPlan:
+    """The steps and the sampling that cover the window (see `run_fn`).
+
+    With `from_data`, the model sees the whole training split once (at least `train_steps`
+    steps, so a small split is read several times), but no more than `max_examples` examples:
+    past that the split is sampled uniformly, one pass, one example in `stride`. Without it,
+    exactly `train_steps` steps (a deliberately short run stays short), sampled alike.
+    `benchmarks/bench_learning_curve.py` measures eval AUC and calibration against the number
+    of examples seen, which is what `max_examples`' default rests on.
+    """
+    if from_data:
+        steps = max(train_steps, math.ceil(min(examples, max_examples) / batch_size))
+    else:
+        steps = train_steps
+    wanted = steps * batch_size
+    # ceil: a sample no larger than the steps need; `run_fn` repeats the input, so the last
+    # steps draw afresh from a second pass rather than stop short.
+    stride = math.ceil(examples / wanted) if examples > wanted else 1
+    per_example = feature_count * SHUFFLE_BYTES_PER_FEATURE
+    buffer = max(1, min(math.ceil(examples / stride), SHUFFLE_BUFFER_BYTES // per_example))
+    return TrainingPlan(steps=steps, examples=examples, stride=stride, shuffle_buffer=buffer)
 
 
 def make_dataset(
@@ -49,16 +124,22 @@ def make_dataset(
     shuffle: bool,
     seed: int | None = None,
     cache: bool = True,
+    stride: int = 1,
+    shuffle_buffer: int = DEFAULT_SHUFFLE_BUFFER,
 ) -> tf.data.Dataset:
     """Raw examples -> Transform graph -> (features, label[batch, 1]) batches.
 
     Transform does not materialize transformed examples (writing them cost more than
     applying the graph here); the model trains on the output of the very graph it serves with.
 
-    Order matters: parse and transform once and `cache` the result (so later epochs skip I/O,
-    parsing and the Transform graph; `cache=False` for a dataset read once), then `shuffle`
-    (after the cache, so each epoch gets a new order), then `batch`, then `prefetch` last (so
-    the next batch is ready while the model trains on this one).
+    Order matters. With `shuffle`, the files are read in a seeded random order, interleaved
+    (a time-ordered feed's oldest file is not read first and alone); with `stride` > 1 every
+    group of `stride` x 1,024 records keeps 1,024 drawn at random, so one pass over the split
+    yields a uniform sample of it. Then parse and transform a batch at a time, `cache` the
+    result when the whole split is read (so later epochs skip I/O, parsing and the Transform
+    graph; never for a sample, which a second pass would draw anew), then `shuffle` (after the
+    cache, so each epoch gets a new order), then `batch`, then `prefetch` last (so the next
+    batch is ready while the model trains on this one).
     """
     skip_autograph_for_graph_safe_packages()
     raw_spec = tf_transform_output.raw_feature_spec()
@@ -70,20 +151,59 @@ def make_dataset(
     )
     if not files:
         raise ValueError(f"no examples match {file_pattern}")
-    dataset = (
-        tf.data.TFRecordDataset(files, compression_type="GZIP")
-        .batch(1024)
-        .map(lambda records: _split_label(transform_layer(tf.io.parse_example(records, raw_spec))))
-    )
-    if cache:
+    records = record_batches(files, shuffle=shuffle, seed=seed, stride=stride)
+    dataset = records.map(lambda batch: _split_label(transform_layer(tf.io.parse_example(batch, raw_spec))))
+    if cache and stride == 1:
         # Cached as batches: one tensor per feature per 1,024 examples. Cached after unbatch,
-        # every example's every feature is a tensor of its own, and the cache of 1M training
-        # examples held about 1.9 GB (100x the sample); as batches it holds the values.
+        # every example's every feature would be a tensor of its own, several times the bytes.
         dataset = dataset.cache()
     dataset = dataset.unbatch()
     if shuffle:
-        dataset = dataset.shuffle(20_000, seed=seed, reshuffle_each_iteration=True)
+        dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def record_batches(files: list[str], shuffle: bool, seed: int | None, stride: int) -> tf.data.Dataset:
+    """Serialized records of gzipped TFRecord `files` in batches of up to `PARSE_BATCH`.
+
+    With `shuffle`, files in a seeded random order; always interleaved `INTERLEAVED_FILES` at
+    a time; with `stride` > 1, one record in `stride` drawn at random from each group.
+    """
+    names = tf.data.Dataset.from_tensor_slices(sorted(files))
+    if shuffle:
+        names = names.shuffle(len(files), seed=seed, reshuffle_each_iteration=False)
+    records = names.interleave(
+        lambda name: tf.data.TFRecordDataset(name, compression_type="GZIP"),
+        cycle_length=min(len(files), INTERLEAVED_FILES),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True,
+    )
+    if stride == 1:
+        return records.batch(PARSE_BATCH)
+    # Stateless draws keyed by the group's position: the same sample on every run, whatever
+    # order parallel calls finish in.
+    return (
+        records.batch(stride * PARSE_BATCH)
+        .enumerate()
+        .map(
+            lambda index, group: _draw(group, stride, [seed or 0, index]),
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=True,
+        )
+    )
+
+
+def _draw(group: tf.Tensor, stride: int, seed) -> tf.Tensor:
+    """One record in `stride` of `group`, drawn at random (the last, short group alike)."""
+    size = tf.size(group)
+    keep = tf.cast(tf.math.ceil(size / stride), tf.int32)
+    order = tf.argsort(tf.random.stateless_uniform([size], seed=tf.cast(seed, tf.int64)))
+    return tf.gather(group, order[:keep])
+
+
+def _files(patterns: list[str] | str) -> list[str]:
+    patterns = [patterns] if isinstance(patterns, str) else patterns
+    return sorted(f for pattern in patterns for f in tf.io.gfile.glob(pattern))
 
 
 def _split_label(batch: dict) -> tuple[dict, tf.Tensor]:
@@ -187,12 +307,29 @@ def run_fn(fn_args: FnArgs) -> None:
     )
 
     global_batch = batch_size * strategy.num_replicas_in_sync
-    train = distribution.shard_by_data(
-        make_dataset(fn_args.train_files, tf_transform_output, global_batch, shuffle=True, seed=SEED)
+    plan = plan_training(
+        estimate_records(_files(fn_args.train_files)),
+        global_batch,
+        fn_args.train_steps,
+        from_data=bool(custom.get(STEPS_FROM_DATA_KEY, False)),
+        max_examples=int(custom.get(MAX_TRAIN_EXAMPLES_KEY, 0)) or 2**62,
+        feature_count=len(tf_transform_output.transformed_feature_spec()),
     )
-    # Keras's validation: EvalArgs' steps (TFX's `eval_steps`), read once, so not cached. It
-    # went over the whole eval split, 11 s of a 25 s Trainer at 100x, for figures only the
-    # epoch line shows (the Evaluator does the real evaluation, on every eval example).
+    log.info("training plan: %s", plan)
+    train = distribution.shard_by_data(
+        make_dataset(
+            fn_args.train_files,
+            tf_transform_output,
+            global_batch,
+            shuffle=True,
+            seed=SEED,
+            stride=plan.stride,
+            shuffle_buffer=plan.shuffle_buffer,
+        )
+    )
+    # Keras's validation: EvalArgs' steps (TFX's `eval_steps`), read once, so not cached; the
+    # whole eval split would cost a large share of the Trainer at volume (bench_scale.py) for
+    # figures only the epoch line shows (the Evaluator evaluates every eval example).
     evaluation = make_dataset(
         fn_args.eval_files, tf_transform_output, global_batch, shuffle=False, cache=False
     )
@@ -204,7 +341,7 @@ def run_fn(fn_args: FnArgs) -> None:
 
     if custom.get(WARM_START_KEY) and fn_args.base_model:
         log.info(warm_start(model, fn_args.base_model, tf_transform_output))
-    steps_per_epoch = max(1, math.ceil(fn_args.train_steps / epochs))
+    steps_per_epoch = max(1, math.ceil(plan.steps / epochs))
     model.fit(
         train.repeat(),
         epochs=epochs,

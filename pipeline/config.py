@@ -9,6 +9,12 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from serving.gate_defaults import (
+    DEFAULT_EDGE_ACCURACY_TOLERANCE,
+    DEFAULT_EDGE_AUC_TOLERANCE,
+    DEFAULT_METRIC_TOLERANCE,
+)
+
 DEFAULT_ROOT = Path("runs/default")
 PIPELINE_NAME = "taxi_big_tipper"
 MODEL_NAME = "big_tipper"
@@ -19,6 +25,12 @@ STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker")
 # In-memory DirectRunner: the embedded data is small, and worker processes would cost more
 # in start-up and pickling than they save.
 DEFAULT_BEAM_ARGS: tuple[str, ...] = ("--direct_running_mode=in_memory", "--direct_num_workers=1")
+
+
+# Fewer rows than this in either span the DriftGate compares stop the run: below it a random
+# sample of a real, undrifted week crosses some drift threshold too often to tell a thin week
+# from a drifted one (`python benchmarks/studies/drift_variation.py --min-rows --samples 40`).
+DEFAULT_MIN_SPAN_ROWS = 800
 
 
 class ConfigError(ValueError):
@@ -35,10 +47,15 @@ class PipelineConfig:
         first_span, last_span: span window (inclusive); None means the oldest / newest available.
         window_spans: unless `first_span` is set, train and evaluate on the newest this many
             spans (up to `last_span`); None for every span.
-        train_steps, eval_steps: Trainer step counts.
+        train_steps, eval_steps: Trainer step counts. With `train_steps_from_data`,
+            `train_steps` is the least: the Trainer reads the whole training split once (a
+            small split several times, up to `train_steps`), sampling it uniformly when it
+            holds more than `max_train_examples` (`models.trainer.plan_training`).
         epochs, batch_size: how `train_steps` are grouped, and the per-replica batch.
         auc_threshold: the Evaluator blesses only models whose overall AUC reaches this.
         regression_tolerance: largest AUC drop allowed against the last blessed model.
+        calibration_tolerance: the Evaluator blesses only a model whose overall calibration
+            (mean prediction / mean label) is within [1 - this, 1 + this].
         gate_tolerance: largest gap between the served predictions' accuracy/AUC and the
             Evaluator's that the serving gate accepts.
         edge_accuracy_tolerance, edge_auc_tolerance: largest accuracy / AUC gap between the
@@ -46,8 +63,7 @@ class PipelineConfig:
             (a refusal stops the edge push only).
         accept_drift: let a span that drifted beyond the schema's thresholds through; the
             override is recorded in ML Metadata.
-        min_span_rows: a compared span with fewer rows stops the run at the DriftGate
-            (None: the gate's default, 800; see `components/drift_gate/spec.py`).
+        min_span_rows: a compared span with fewer rows stops the run at the DriftGate.
         warm_start: start training from the latest blessed model's weights.
         strategy: auto (by TF_CONFIG and devices), one_device, mirrored or multi_worker.
         mixed_precision, xla: float16 compute on GPU; XLA JIT compilation.
@@ -65,16 +81,19 @@ class PipelineConfig:
     last_span: int | None = None
     window_spans: int | None = 4
     train_steps: int = 400
+    train_steps_from_data: bool = True
+    max_train_examples: int = 1_048_576
     eval_steps: int = 100
     epochs: int = 5
     batch_size: int = 128
     auc_threshold: float = 0.90
     regression_tolerance: float = 0.01
-    gate_tolerance: float = 0.005
-    edge_accuracy_tolerance: float = 0.01
-    edge_auc_tolerance: float = 0.005
+    calibration_tolerance: float = 0.1
+    gate_tolerance: float = DEFAULT_METRIC_TOLERANCE
+    edge_accuracy_tolerance: float = DEFAULT_EDGE_ACCURACY_TOLERANCE
+    edge_auc_tolerance: float = DEFAULT_EDGE_AUC_TOLERANCE
     accept_drift: bool = False
-    min_span_rows: int | None = None
+    min_span_rows: int = DEFAULT_MIN_SPAN_ROWS
     warm_start: bool = False
     strategy: str = "auto"
     mixed_precision: bool = False
@@ -90,7 +109,14 @@ class PipelineConfig:
         if self.data_root is not None:
             object.__setattr__(self, "data_root", Path(self.data_root).absolute())
         object.__setattr__(self, "beam_args", tuple(self.beam_args))
-        for name in ("train_steps", "eval_steps", "epochs", "batch_size"):
+        for name in (
+            "train_steps",
+            "eval_steps",
+            "epochs",
+            "batch_size",
+            "min_span_rows",
+            "max_train_examples",
+        ):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}")
@@ -116,7 +142,12 @@ class PipelineConfig:
             value = getattr(self, name)
             if not value or not all(c.isalnum() or c in "_-" for c in value):
                 raise ConfigError(f"{name} must be letters, digits, '_' or '-', got {value!r}")
-        for name in ("gate_tolerance", "edge_accuracy_tolerance", "edge_auc_tolerance"):
+        for name in (
+            "gate_tolerance",
+            "edge_accuracy_tolerance",
+            "edge_auc_tolerance",
+            "calibration_tolerance",
+        ):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ConfigError(f"{name} must be within [0, 1], got {value!r}")

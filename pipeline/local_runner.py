@@ -17,7 +17,7 @@ from tfx.orchestration.local.local_dag_runner import LocalDagRunner  # noqa: E40
 from components.example_gen.driver import available_spans  # noqa: E402
 from data import embedded  # noqa: E402
 from models import distribution, trainer  # noqa: E402
-from models.version import FINGERPRINTED_PACKAGES, code_fingerprint  # noqa: E402
+from pipeline.code_version import FINGERPRINTED_PACKAGES, code_fingerprint  # noqa: E402
 from pipeline.config import ConfigError, PipelineConfig  # noqa: E402
 from pipeline.pipeline import SPAN_PATTERN, create_pipeline  # noqa: E402
 from schemas import SCHEMA_PATH  # noqa: E402
@@ -55,8 +55,9 @@ def with_dependency_flags(beam_args: tuple[str, ...] | list[str]) -> list[str]:
     """Add `--setup_file=<this project>` unless the Beam args already say how to ship code.
 
     Without one of these flags, every Beam-based TFX component re-packages the whole installed
-    TFX into an sdist before it starts (2-3 s each, five times a run), for a package the
-    DirectRunner never uses and that would lack this project's own code on a remote runner.
+    TFX into an sdist before it starts (seconds each, five times a run: `make bench` prints
+    every component's seconds), for a package the DirectRunner never uses and that would lack
+    this project's own code on a remote runner.
     This project's setup.py is what a remote runner's workers actually need.
     """
     args = list(beam_args)
@@ -92,12 +93,15 @@ def model_arguments(config: PipelineConfig) -> dict:
         trainer_config={
             trainer.EPOCHS_KEY: config.epochs,
             trainer.BATCH_SIZE_KEY: config.batch_size,
+            trainer.STEPS_FROM_DATA_KEY: config.train_steps_from_data,
+            trainer.MAX_TRAIN_EXAMPLES_KEY: config.max_train_examples,
             distribution.STRATEGY_KEY: config.strategy,
             distribution.MIXED_PRECISION_KEY: config.mixed_precision,
             distribution.XLA_KEY: config.xla,
         },
         auc_threshold=config.auc_threshold,
         regression_tolerance=config.regression_tolerance,
+        calibration_tolerance=config.calibration_tolerance,
         gate_tolerance=config.gate_tolerance,
         edge_accuracy_tolerance=config.edge_accuracy_tolerance,
         edge_auc_tolerance=config.edge_auc_tolerance,
@@ -107,7 +111,9 @@ def model_arguments(config: PipelineConfig) -> dict:
     )
 
 
-def check_arguments(config: PipelineConfig, explicit_window: bool = False) -> list[int]:
+def check_arguments(
+    config: PipelineConfig, explicit_window: bool = False, spans: list[int] | None = None
+) -> list[int]:
     """Refuse arguments that contradict the data root or the environment; return the spans present.
 
     Runs before anything else, so a contradiction costs no pipeline work.
@@ -117,20 +123,15 @@ def check_arguments(config: PipelineConfig, explicit_window: bool = False) -> li
         explicit_window: the window was asked for (`--window N`), not the default: a window
             larger than the spans present is then a contradiction, while the default window
             simply takes what there is (the first weeks of a new feed).
+        spans: the spans the data root will hold, when they are not on disk yet (the embedded
+            sample before its first run); None reads them from the data root.
 
     Raises:
         ConfigError: one line naming the argument and what contradicts it.
     """
     root = config.span_data_root
-    if not root.is_dir():
-        raise ConfigError(f"--data-root {root}: no such folder")
-    if not os.access(root, os.R_OK | os.X_OK):
-        raise ConfigError(f"--data-root {root}: not readable by this user")
-    spans = available_spans(str(root), SPAN_PATTERN)
-    if not spans:
-        raise ConfigError(
-            f"--data-root {root} holds no span (expected {SPAN_PATTERN.replace('{SPAN}', '<k>')})"
-        )
+    if spans is None:
+        spans = _spans_on_disk(root)
     present = (
         f"spans present: {spans[0]}-{spans[-1]}"
         if spans == list(range(spans[0], spans[-1] + 1))
@@ -150,6 +151,74 @@ def check_arguments(config: PipelineConfig, explicit_window: bool = False) -> li
     except distribution.StrategyError as error:
         raise ConfigError(f"--strategy {config.strategy}: {error}") from None
     return spans
+
+
+def _spans_on_disk(root: Path) -> list[int]:
+    if not root.is_dir():
+        raise ConfigError(f"--data-root {root}: no such folder")
+    if not os.access(root, os.R_OK | os.X_OK):
+        raise ConfigError(f"--data-root {root}: not readable by this user")
+    spans = available_spans(str(root), SPAN_PATTERN)
+    if not spans:
+        raise ConfigError(
+            f"--data-root {root} holds no span (expected {SPAN_PATTERN.replace('{SPAN}', '<k>')})"
+        )
+    return spans
+
+
+def _check_writable(root: Path) -> None:
+    """The run root, or the folder it will be created in, must be writable by this user."""
+    existing = root
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ConfigError(f"--root {root}: {existing} is not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        what = "the run root" if existing == root else f"{existing}, where the run root would be created,"
+        raise ConfigError(f"--root {root}: {what} is not writable by this user")
+
+
+def preflight(config: PipelineConfig, explicit_window: bool = False) -> str:
+    """`run --check`: every check a run makes before its first component, and nothing else.
+
+    The run root must be writable, the data root must hold spans (or the embedded sample must
+    be where the installed `tfx` ships it), the window and the strategy must fit. Nothing is
+    written. Returns one line saying what the run would use.
+
+    Raises:
+        ConfigError, DataError: one line naming the problem.
+    """
+    _check_writable(config.root)
+    if config.uses_embedded_data:
+        source = embedded.taxi_sample_path()
+        on_disk = config.span_data_root.is_dir() and available_spans(str(config.span_data_root), SPAN_PATTERN)
+        spans = check_arguments(
+            config, explicit_window, spans=None if on_disk else list(range(1, embedded.DEFAULT_NUM_SPANS + 1))
+        )
+        data = f"the embedded sample ({source})"
+    else:
+        spans = check_arguments(config, explicit_window)
+        data = str(config.span_data_root)
+    window = _window(config, spans)
+    return (
+        f"Pre-flight OK: root {config.root} writable; data {data}, spans {_span_list(spans)}; "
+        f"this run would use spans {_span_list(window)}"
+    )
+
+
+def _window(config: PipelineConfig, spans: list[int]) -> list[int]:
+    """The spans a run with `config` takes from `spans` (the ExampleGen driver's rule)."""
+    last = config.last_span if config.last_span is not None else spans[-1]
+    usable = [s for s in spans if s <= last]
+    if config.first_span is not None:
+        return [s for s in usable if s >= config.first_span]
+    return usable[-config.window_spans :] if config.window_spans else usable
+
+
+def _span_list(spans: list[int]) -> str:
+    if spans and spans == list(range(spans[0], spans[-1] + 1)) and len(spans) > 2:
+        return f"{spans[0]}-{spans[-1]}"
+    return ",".join(map(str, spans))
 
 
 def build(

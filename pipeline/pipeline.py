@@ -5,8 +5,9 @@ It reads no environment and no global config: callers pass everything in.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import tensorflow_model_analysis as tfma
-from google.protobuf.wrappers_pb2 import BoolValue
 from tfx.components import Evaluator, ExampleValidator, StatisticsGen, Trainer, Transform
 from tfx.components.schema_gen.import_schema_gen.component import ImportSchemaGen
 from tfx.orchestration import data_types
@@ -25,9 +26,10 @@ from components.serving_gate.component import ServingGate
 from components.tfjob_trainer.component import TFJobTrainer
 from components.tfjob_trainer.executor import TFJOB_KEY
 from components.tfjob_trainer.kubernetes import TFJobSettings
-from models import evaluation, features
-from models.signatures import SERVING_SIGNATURE, TRANSFORM_SIGNATURE
+from models import evaluator as evaluator_hooks
+from models import features
 from models.trainer import WARM_START_KEY
+from pipeline.eval_config import make_eval_config
 
 PREPROCESSING_FN = "models.transform.preprocessing_fn"
 SPAN_PATTERN = "span-{SPAN}/*.csv"
@@ -39,7 +41,8 @@ CODE_VERSION_KEY = "code_version"
 RUNTIME_PARAMETERS = {
     "train-args": 'Trainer TrainArgs as JSON, e.g. {"num_steps": 400}',
     "range-config": 'ExampleGen span window as JSON: {"rolling_range": {"num_spans": 4}}; {} = all',
-    "eval-config": "Evaluator's TFMA EvalConfig as JSON: the AUC floor and regression tolerance live here",
+    "eval-config": "Evaluator's TFMA EvalConfig as JSON: the AUC floor, regression tolerance and "
+    "calibration bounds live here",
     "gate-tolerance": "largest served-vs-evaluated accuracy/AUC gap the serving gate accepts",
     "accept-drift": "1 lets a drifted span through (recorded), 0 stops the run",
 }
@@ -83,69 +86,184 @@ def span_range(
     return None
 
 
-def make_eval_config(
-    auc_threshold: float, regression_tolerance: float, *, batched: bool = True
-) -> tfma.EvalConfig:
-    """TFMA config: the metrics, the slices, the absolute AUC floor and the no-regression check.
+class DataStage(NamedTuple):
+    """ExampleGen and the gates its data passes before any training."""
 
-    Both thresholds apply to the overall slice only: a slice of a few dozen trips (one hour
-    of one weekday) has an AUC too noisy to veto a push.
+    example_gen: SpanWindowCsvExampleGen
+    statistics_gen: StatisticsGen
+    schema_gen: ImportSchemaGen
+    example_validator: ExampleValidator
+    anomaly_gate: AnomalyGate
+    drift_gate: DriftGate
 
-    `batched` names the metrics' batched forms (`models/evaluation.py`, the Evaluator's
-    `module_path`); False names TFMA's own classes, for TFMA's stock per-example path (the
-    comparison test and benchmark run both).
-    """
-    module = evaluation.METRICS_MODULE if batched else ""
-    prefix = evaluation.BATCHED_PREFIX if batched else ""
-    auc_threshold_config = tfma.MetricThreshold(
-        value_threshold=tfma.GenericValueThreshold(lower_bound={"value": auc_threshold}),
-        change_threshold=tfma.GenericChangeThreshold(
-            direction=tfma.MetricDirection.HIGHER_IS_BETTER,
-            absolute={"value": -regression_tolerance},
+    @property
+    def examples(self):
+        return self.example_gen.outputs["examples"]
+
+    @property
+    def schema(self):
+        return self.schema_gen.outputs["schema"]
+
+
+class TrainingStage(NamedTuple):
+    transform: Transform
+    warm_start_resolver: object | None
+    trainer: Trainer
+
+
+class EvaluationStage(NamedTuple):
+    baseline: object
+    evaluator: Evaluator
+    serving_gate: ServingGate
+    edge_export: EdgeExport
+
+
+def data_stage(
+    *,
+    data_root: str,
+    schema_path: str,
+    span_window: range_config_pb2.RangeConfig | None,
+    accept_drift: bool,
+    min_span_rows: int,
+    runtime_parameters: bool,
+) -> DataStage:
+    """ExampleGen over the span window; statistics, schema, anomalies and drift, each a gate."""
+    example_gen = SpanWindowCsvExampleGen(
+        input_base=data_root,
+        input_config=example_gen_pb2.Input(
+            splits=[example_gen_pb2.Input.Split(name="all", pattern=SPAN_PATTERN)]
         ),
-    )
-    metrics = [
-        tfma.MetricConfig(class_name=prefix + "ExampleCount", module=module),
-        tfma.MetricConfig(class_name=prefix + "BinaryAccuracy", module=module),
-        tfma.MetricConfig(
-            class_name=prefix + "AUC",
-            module=module,
-            config='{"num_thresholds": 1000}',
-            per_slice_thresholds=[
-                tfma.PerSliceMetricThreshold(
-                    slicing_specs=[tfma.SlicingSpec()], threshold=auc_threshold_config
-                )
-            ],
-        ),
-        tfma.MetricConfig(
-            class_name=prefix + "AUC",
-            module=module,
-            config='{"curve": "PR", "name": "auc_pr", "num_thresholds": 1000}',
-        ),
-        tfma.MetricConfig(class_name=prefix + "Precision", module=module),
-        tfma.MetricConfig(class_name=prefix + "Recall", module=module),
-        tfma.MetricConfig(class_name=prefix + "Calibration", module=module),
-        tfma.MetricConfig(class_name=prefix + "MeanLabel", module=module),
-        tfma.MetricConfig(class_name=prefix + "MeanPrediction", module=module),
-    ]
-    return tfma.EvalConfig(
-        model_specs=[
-            tfma.ModelSpec(
-                # Evaluate through the exported signatures (tf.saved_model.load), as a server
-                # sees the model; also spares TFMA a full Keras load just to detect the type.
-                model_type=tfma.TF_GENERIC,
-                signature_name=SERVING_SIGNATURE,
-                label_key=LABEL_KEY,
-                # The label is computed by the Transform graph (from tips and fare).
-                preprocessing_function_names=[TRANSFORM_SIGNATURE],
+        output_config=example_gen_pb2.Output(
+            split_config=example_gen_pb2.SplitConfig(
+                splits=[
+                    example_gen_pb2.SplitConfig.Split(name="train", hash_buckets=2),
+                    example_gen_pb2.SplitConfig.Split(name="eval", hash_buckets=1),
+                ]
             )
-        ],
-        slicing_specs=[tfma.SlicingSpec()]
-        + [tfma.SlicingSpec(feature_keys=[key]) for key in features.SLICE_FEATURES],
-        metrics_specs=[tfma.MetricsSpec(metrics=metrics)],
-        # Only the metrics above: the defaults would re-run the Keras metrics compiled into
-        # the model over every slice, for figures nobody reads.
-        options=tfma.Options(include_default_metrics=BoolValue(value=False)),
+        ),
+        range_config=_runtime(runtime_parameters, "range-config", span_window),
+    )
+    # StatisticsGen, Transform and the Evaluator are TFX's, reading tf.Examples a file per Beam
+    # element instead of a record per element (components/file_batch_reads).
+    statistics_gen = read_file_batches(StatisticsGen(examples=example_gen.outputs["examples"]))
+    schema_gen = ImportSchemaGen(schema_file=schema_path)
+    example_validator = ExampleValidator(
+        statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"]
+    )
+    anomaly_gate = AnomalyGate(anomalies=example_validator.outputs["anomalies"])
+    drift_gate = DriftGate(
+        examples=example_gen.outputs["examples"],
+        schema=schema_gen.outputs["schema"],
+        data_root=data_root,
+        span_pattern=SPAN_PATTERN,
+        accept_drift=_runtime(runtime_parameters, "accept-drift", int(accept_drift)),
+        min_span_rows=min_span_rows,
+    )
+    drift_gate.add_upstream_node(anomaly_gate)  # Schema violations first: they say more than drift.
+    return DataStage(example_gen, statistics_gen, schema_gen, example_validator, anomaly_gate, drift_gate)
+
+
+def training_stage(
+    data: DataStage,
+    *,
+    run_fn: str,
+    train_steps: int,
+    eval_steps: int,
+    trainer_config: dict,
+    code_version: str,
+    warm_start: bool,
+    tfjob: dict | None,
+    runtime_parameters: bool,
+) -> TrainingStage:
+    """Transform (analysis only) and the Trainer, in-process or as a TFJob; optional warm start."""
+    transform = read_file_batches(
+        Transform(
+            examples=data.examples,
+            schema=data.schema,
+            preprocessing_fn=PREPROCESSING_FN,
+            custom_config={CODE_VERSION_KEY: code_version},
+            # The Trainer applies the Transform graph itself (see models/trainer.py): writing
+            # transformed examples, the analyzer cache and post-transform statistics each cost
+            # more than they save (benchmarks/bench_pipeline.py times the stages).
+            materialize=False,
+            disable_analyzer_cache=True,
+            disable_statistics=True,
+        )
+    )
+    transform.add_upstream_node(data.anomaly_gate)
+    transform.add_upstream_node(data.drift_gate)
+    warm_start_resolver = make_warm_start_resolver() if warm_start else None
+    if tfjob:
+        TFJobSettings(**{k: v for k, v in tfjob.items() if k not in ("api_server", "poll_s")})
+    trainer = (TFJobTrainer if tfjob else Trainer)(
+        run_fn=run_fn,
+        base_model=warm_start_resolver.outputs["model"] if warm_start_resolver else None,
+        examples=data.examples,
+        transform_graph=transform.outputs["transform_graph"],
+        schema=data.schema,
+        train_args=_runtime(runtime_parameters, "train-args", trainer_pb2.TrainArgs(num_steps=train_steps)),
+        eval_args=trainer_pb2.EvalArgs(num_steps=eval_steps),
+        custom_config={
+            **trainer_config,
+            CODE_VERSION_KEY: code_version,
+            WARM_START_KEY: warm_start,
+            **({TFJOB_KEY: dict(tfjob)} if tfjob else {}),
+        },
+    ).with_id("Trainer")
+    return TrainingStage(transform, warm_start_resolver, trainer)
+
+
+def evaluation_stage(
+    data: DataStage,
+    trainer: Trainer,
+    *,
+    eval_config: tfma.EvalConfig,
+    gate_tolerance: float,
+    edge_accuracy_tolerance: float,
+    edge_auc_tolerance: float,
+    portable_resolvers: bool,
+    runtime_parameters: bool,
+) -> EvaluationStage:
+    """The Evaluator against the latest blessed model, then the serving gate and the edge export."""
+    model = trainer.outputs["model"]
+    baseline = make_baseline_resolver(model, portable=portable_resolvers)
+    evaluator = read_file_batches(
+        Evaluator(
+            examples=data.examples,
+            model=model,
+            baseline_model=baseline.outputs["model"],
+            eval_config=_runtime(runtime_parameters, "eval-config", eval_config),
+            example_splits=["eval"],
+            # Slices and metrics a batch at a time (TFMA's own, batched: tfma_batched).
+            module_path=evaluator_hooks.__name__,
+        )
+    )
+    serving_gate = ServingGate(
+        model=model,
+        examples=data.examples,
+        evaluation=evaluator.outputs["evaluation"],
+        metric_tolerance=_runtime(runtime_parameters, "gate-tolerance", float(gate_tolerance)),
+    )
+    edge_export = EdgeExport(
+        model=model,
+        examples=data.examples,
+        serving_blessing=serving_gate.outputs["blessing"],
+        accuracy_tolerance=float(edge_accuracy_tolerance),
+        auc_tolerance=float(edge_auc_tolerance),
+    )
+    return EvaluationStage(baseline, evaluator, serving_gate, edge_export)
+
+
+def push_stage(trainer: Trainer, evaluation: EvaluationStage, serving_dir: str) -> AtomicPusher:
+    """The Pusher: the SavedModel when both the Evaluator and the serving gate bless it."""
+    return AtomicPusher(
+        model=trainer.outputs["model"],
+        model_blessing=evaluation.evaluator.outputs["blessing"],
+        infra_blessing=evaluation.serving_gate.outputs["blessing"],
+        edge_model=evaluation.edge_export.outputs["edge_model"],
+        push_destination=pusher_pb2.PushDestination(
+            filesystem=pusher_pb2.PushDestination.Filesystem(base_directory=serving_dir)
+        ),
     )
 
 
@@ -166,11 +284,12 @@ def create_pipeline(
     code_version: str,
     auc_threshold: float,
     regression_tolerance: float,
+    calibration_tolerance: float,
     gate_tolerance: float,
     accept_drift: bool,
-    edge_accuracy_tolerance: float = 0.01,
-    edge_auc_tolerance: float = 0.005,
-    min_span_rows: int | None = None,
+    edge_accuracy_tolerance: float,
+    edge_auc_tolerance: float,
+    min_span_rows: int,
     warm_start: bool,
     beam_pipeline_args: list[str],
     metadata_connection_config=None,
@@ -179,12 +298,13 @@ def create_pipeline(
     runtime_parameters: bool = False,
     portable_resolvers: bool = False,
 ) -> tfx_pipeline.Pipeline:
-    """Build the taxi pipeline.
+    """Build the taxi pipeline from its four stages.
 
-    ExampleGen (span window) -> StatisticsGen -> ImportSchemaGen -> ExampleValidator ->
-    AnomalyGate -> DriftGate -> Transform -> Trainer -> baseline Resolver -> Evaluator -> ServingGate ->
-    EdgeExport -> AtomicPusher (pushes the SavedModel only when the Evaluator and the
-    ServingGate both bless; beside it the int8 edge model, when the edge gate blessed that).
+    Data (ExampleGen over the span window, StatisticsGen, ImportSchemaGen, ExampleValidator,
+    AnomalyGate, DriftGate) -> training (Transform, Trainer) -> evaluation (baseline resolver,
+    Evaluator, ServingGate, EdgeExport) -> AtomicPusher (pushes the SavedModel only when the
+    Evaluator and the ServingGate both bless; beside it the int8 edge model, when the edge
+    gate blessed that). Every default lives in `pipeline.config.PipelineConfig`.
 
     Args:
         pipeline_name: name recorded in ML Metadata.
@@ -202,14 +322,14 @@ def create_pipeline(
         code_version: fingerprint of the user code; a new value re-runs Transform and Trainer.
         auc_threshold: overall AUC the candidate must reach to be blessed.
         regression_tolerance: largest AUC drop against the baseline that still blesses.
+        calibration_tolerance: overall calibration must lie within [1 - this, 1 + this] to bless.
         gate_tolerance: largest gap between the served predictions' accuracy/AUC and the
             Evaluator's that the serving gate accepts.
-        warm_start: start training from the latest blessed model's weights (adds a resolver).
         accept_drift: let a span that drifted beyond the schema's thresholds through (recorded).
         edge_accuracy_tolerance: largest int8-vs-SavedModel accuracy gap the edge gate accepts.
         edge_auc_tolerance: largest int8-vs-SavedModel AUC gap the edge gate accepts.
-        min_span_rows: fewer rows in the newest or the previous span stop the run at the
-            DriftGate (None: its default, `drift_gate.spec.DEFAULT_MIN_SPAN_ROWS`).
+        min_span_rows: fewer rows in the newest or the previous span stop the run at the DriftGate.
+        warm_start: start training from the latest blessed model's weights (adds a resolver).
         beam_pipeline_args: Beam options for the Beam-based components.
         metadata_connection_config: ML Metadata connection (None for orchestrators that own it).
         enable_cache: reuse results of executions whose inputs did not change.
@@ -225,127 +345,47 @@ def create_pipeline(
     Returns:
         The TFX pipeline.
     """
-    example_gen = SpanWindowCsvExampleGen(
-        input_base=data_root,
-        input_config=example_gen_pb2.Input(
-            splits=[example_gen_pb2.Input.Split(name="all", pattern=SPAN_PATTERN)]
-        ),
-        output_config=example_gen_pb2.Output(
-            split_config=example_gen_pb2.SplitConfig(
-                splits=[
-                    example_gen_pb2.SplitConfig.Split(name="train", hash_buckets=2),
-                    example_gen_pb2.SplitConfig.Split(name="eval", hash_buckets=1),
-                ]
-            )
-        ),
-        range_config=_runtime(
-            runtime_parameters, "range-config", span_range(first_span, last_span, window_spans)
-        ),
-    )
-    # StatisticsGen, Transform and the Evaluator are TFX's, reading tf.Examples a file per Beam
-    # element instead of a record per element (components/file_batch_reads).
-    statistics_gen = read_file_batches(StatisticsGen(examples=example_gen.outputs["examples"]))
-    schema_gen = ImportSchemaGen(schema_file=schema_path)
-    example_validator = ExampleValidator(
-        statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"]
-    )
-    anomaly_gate = AnomalyGate(anomalies=example_validator.outputs["anomalies"])
-    drift_gate = DriftGate(
-        examples=example_gen.outputs["examples"],
-        schema=schema_gen.outputs["schema"],
+    data = data_stage(
         data_root=data_root,
-        span_pattern=SPAN_PATTERN,
-        accept_drift=_runtime(runtime_parameters, "accept-drift", int(accept_drift)),
-        **({} if min_span_rows is None else {"min_span_rows": min_span_rows}),
+        schema_path=schema_path,
+        span_window=span_range(first_span, last_span, window_spans),
+        accept_drift=accept_drift,
+        min_span_rows=min_span_rows,
+        runtime_parameters=runtime_parameters,
     )
-    drift_gate.add_upstream_node(anomaly_gate)  # Schema violations first: they say more than drift.
-    transform = read_file_batches(
-        Transform(
-            examples=example_gen.outputs["examples"],
-            schema=schema_gen.outputs["schema"],
-            preprocessing_fn=PREPROCESSING_FN,
-            custom_config={CODE_VERSION_KEY: code_version},
-            # The Trainer applies the Transform graph itself (see models/trainer.py): writing
-            # transformed examples, the analyzer cache and post-transform statistics each cost
-            # more seconds than they save on data of this size.
-            materialize=False,
-            disable_analyzer_cache=True,
-            disable_statistics=True,
-        )
-    )
-    transform.add_upstream_node(anomaly_gate)
-    transform.add_upstream_node(drift_gate)
-    warm_start_resolver = make_warm_start_resolver() if warm_start else None
-    if tfjob:
-        TFJobSettings(**{k: v for k, v in tfjob.items() if k not in ("api_server", "poll_s")})
-    trainer = (TFJobTrainer if tfjob else Trainer)(
+    training = training_stage(
+        data,
         run_fn=run_fn,
-        base_model=warm_start_resolver.outputs["model"] if warm_start_resolver else None,
-        examples=example_gen.outputs["examples"],
-        transform_graph=transform.outputs["transform_graph"],
-        schema=schema_gen.outputs["schema"],
-        train_args=_runtime(runtime_parameters, "train-args", trainer_pb2.TrainArgs(num_steps=train_steps)),
-        eval_args=trainer_pb2.EvalArgs(num_steps=eval_steps),
-        custom_config={
-            **trainer_config,
-            CODE_VERSION_KEY: code_version,
-            WARM_START_KEY: warm_start,
-            **({TFJOB_KEY: dict(tfjob)} if tfjob else {}),
-        },
-    ).with_id("Trainer")
-    baseline = make_baseline_resolver(trainer.outputs["model"], portable=portable_resolvers)
-    evaluator = read_file_batches(
-        Evaluator(
-            examples=example_gen.outputs["examples"],
-            model=trainer.outputs["model"],
-            baseline_model=baseline.outputs["model"],
-            eval_config=_runtime(
-                runtime_parameters, "eval-config", make_eval_config(auc_threshold, regression_tolerance)
-            ),
-            example_splits=["eval"],
-            # Slices and metrics a batch at a time (TFMA's own, batched: models/evaluation.py).
-            module_path=evaluation.__name__,
-        )
+        train_steps=train_steps,
+        eval_steps=eval_steps,
+        trainer_config=trainer_config,
+        code_version=code_version,
+        warm_start=warm_start,
+        tfjob=tfjob,
+        runtime_parameters=runtime_parameters,
     )
-    serving_gate = ServingGate(
-        model=trainer.outputs["model"],
-        examples=example_gen.outputs["examples"],
-        evaluation=evaluator.outputs["evaluation"],
-        metric_tolerance=_runtime(runtime_parameters, "gate-tolerance", float(gate_tolerance)),
-    )
-    edge_export = EdgeExport(
-        model=trainer.outputs["model"],
-        examples=example_gen.outputs["examples"],
-        serving_blessing=serving_gate.outputs["blessing"],
-        accuracy_tolerance=float(edge_accuracy_tolerance),
-        auc_tolerance=float(edge_auc_tolerance),
-    )
-    pusher = AtomicPusher(
-        model=trainer.outputs["model"],
-        model_blessing=evaluator.outputs["blessing"],
-        infra_blessing=serving_gate.outputs["blessing"],
-        edge_model=edge_export.outputs["edge_model"],
-        push_destination=pusher_pb2.PushDestination(
-            filesystem=pusher_pb2.PushDestination.Filesystem(base_directory=serving_dir)
+    evaluation = evaluation_stage(
+        data,
+        training.trainer,
+        eval_config=make_eval_config(
+            auc_threshold, regression_tolerance, calibration_tolerance=calibration_tolerance
         ),
+        gate_tolerance=gate_tolerance,
+        edge_accuracy_tolerance=edge_accuracy_tolerance,
+        edge_auc_tolerance=edge_auc_tolerance,
+        portable_resolvers=portable_resolvers,
+        runtime_parameters=runtime_parameters,
     )
+    pusher = push_stage(training.trainer, evaluation, serving_dir)
     return tfx_pipeline.Pipeline(
         pipeline_name=pipeline_name,
         pipeline_root=pipeline_root,
         components=[
-            example_gen,
-            statistics_gen,
-            schema_gen,
-            example_validator,
-            anomaly_gate,
-            drift_gate,
-            transform,
-            *([warm_start_resolver] if warm_start_resolver else []),
-            trainer,
-            baseline,
-            evaluator,
-            serving_gate,
-            edge_export,
+            *data,
+            training.transform,
+            *([training.warm_start_resolver] if training.warm_start_resolver else []),
+            training.trainer,
+            *evaluation,
             pusher,
         ],
         enable_cache=enable_cache,

@@ -1,4 +1,8 @@
-"""Prediction logs: every answered example, as TFRecord files of tf.Examples, written off the request path.
+"""Prediction logs, the writing half: every answered example, as TFRecord files of tf.Examples.
+
+Written off the request path by the model server and the KServe logger receiver; read back
+by `monitoring/prediction_logs.py` (the reading half, for `python -m pipeline monitor`). The
+record framing is `data/tfrecords.py`'s.
 
 Format: one tf.Example per answered example, in TFRecord files under `<root>/prediction-logs/`.
 The example holds the raw features as the client sent them (a missing value is an empty value
@@ -13,10 +17,10 @@ signature, the time (microseconds since the epoch), the request id and the clien
 (`trip_id`, never given to the model).
 
 Files: `predictions-<UTC start>-<pid>-<n>.tfrecord`; the file being written is named
-`*.tfrecord.partial` (a glob for `*.tfrecord` takes closed files only; `read_logs` also reads
-the complete records of the open one). A file is closed at `max_file_bytes` or after
-`rotate_s`; then closed files older than `max_age_s` go, and the oldest go while the folder
-exceeds `max_total_bytes`.
+`*.tfrecord.partial` (a glob for `*.tfrecord` takes closed files only; the reader,
+`monitoring.prediction_logs.read_logs`, also reads the complete records of the open one). A
+file is closed at `max_file_bytes` or after `rotate_s`; then closed files older than
+`max_age_s` go, and the oldest go while the folder exceeds `max_total_bytes`.
 
 Off the request path: a request only draws the sample and puts one item on a bounded queue;
 every `flush_s` (0.25 s) a writer thread takes whatever arrived, builds all its examples in
@@ -31,16 +35,15 @@ import dataclasses
 import logging
 import os
 import queue
-import struct
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import google_crc32c
 import numpy as np
 from prometheus_client import Counter
 
+from data.tfrecords import frame_record
 from models import features
 
 log = logging.getLogger("taxi.prediction_log")
@@ -86,45 +89,6 @@ class LogItem:
     keys: Sequence[str | None] | None = None  # serving_raw: the client's keys
 
 
-# ------------------------------------------------------------------ TFRecord framing
-
-
-def _masked_crc(data: bytes) -> int:
-    crc = google_crc32c.value(data)
-    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
-
-
-def frame_record(data: bytes) -> bytes:
-    """One TFRecord: length, its masked CRC-32C, the data, its masked CRC-32C."""
-    length = struct.pack("<Q", len(data))
-    return length + struct.pack("<I", _masked_crc(length)) + data + struct.pack("<I", _masked_crc(data))
-
-
-def read_records(path: str | os.PathLike) -> Iterator[bytes]:
-    """The complete, intact records of a TFRecord file (an open file's torn tail is left out).
-
-    Raises:
-        ValueError: a corrupt record before the end of the file (named with its offset).
-    """
-    with open(path, "rb") as handle:
-        data = handle.read()
-    offset = 0
-    while offset + 12 <= len(data):
-        (length,) = struct.unpack_from("<Q", data, offset)
-        (length_crc,) = struct.unpack_from("<I", data, offset + 8)
-        end = offset + 12 + length + 4
-        if length_crc != _masked_crc(data[offset : offset + 8]):
-            raise ValueError(f"{path}: corrupt record header at byte {offset}")
-        if end > len(data):
-            return  # A record still being written.
-        record = data[offset + 12 : offset + 12 + length]
-        (data_crc,) = struct.unpack_from("<I", data, offset + 12 + length)
-        if data_crc != _masked_crc(record):
-            raise ValueError(f"{path}: corrupt record data at byte {offset}")
-        yield record
-        offset = end
-
-
 # ------------------------------------------------------------------ records
 
 
@@ -149,7 +113,7 @@ def _as_lists(array):
     return pa.ListArray.from_arrays(pa.array(offsets, type=pa.int32()), array.drop_null())
 
 
-def _key_text(values) -> str | None:
+def key_text(values) -> str | None:
     if not values:
         return None
     value = values[0]
@@ -181,7 +145,7 @@ def build_examples(items: Sequence[LogItem]) -> list[bytes]:
         )
         for name, column in zip(batch.schema.names, batch.columns):
             if name == KEY_FIELD:
-                keys = [_key_text(v) for v in column.to_pylist()]
+                keys = [key_text(v) for v in column.to_pylist()]
             elif not pa.types.is_null(column.type) and not pa.types.is_null(column.type.value_type):
                 columns[name] = column  # an all-absent feature stays absent
     else:
@@ -387,93 +351,3 @@ def enforce_caps(
     if removed:
         log.info("prediction log caps: removed %d old file(s)", len(removed))
     return removed
-
-
-# ------------------------------------------------------------------ reading
-
-
-@dataclasses.dataclass
-class LoggedExamples:
-    """Logged examples and their log-only fields, column-wise."""
-
-    serialized: list[bytes]  # the raw features only (log-only fields removed)
-    predictions: np.ndarray
-    versions: np.ndarray
-    signatures: list[str]
-    times_us: np.ndarray
-    request_ids: list[str]
-    keys: list[str | None]
-
-    def __len__(self) -> int:
-        return len(self.serialized)
-
-    def select(self, mask: np.ndarray) -> LoggedExamples:
-        idx = np.flatnonzero(mask)
-        return LoggedExamples(
-            [self.serialized[i] for i in idx],
-            self.predictions[idx],
-            self.versions[idx],
-            [self.signatures[i] for i in idx],
-            self.times_us[idx],
-            [self.request_ids[i] for i in idx],
-            [self.keys[i] for i in idx],
-        )
-
-
-def log_files(folder: str | os.PathLike) -> list[Path]:
-    """Closed and open log files, oldest first."""
-    folder = Path(folder)
-    # The open files first: one closed between the two listings then shows in both (and is
-    # kept once, closed), never in neither.
-    by_stem = {p.name.removesuffix(OPEN_SUFFIX): p for p in folder.glob(f"predictions-*{OPEN_SUFFIX}")}
-    by_stem.update({p.name.removesuffix(SUFFIX): p for p in folder.glob(f"predictions-*{SUFFIX}")})
-    return [by_stem[stem] for stem in sorted(by_stem)]
-
-
-def _listed_records(path: Path) -> list[bytes]:
-    """The records of a listed file, read under its closed name if the server closed it since.
-
-    Empty when it is gone (removed by the size or age cap after it was listed).
-    """
-    for candidate in (path, path.with_name(path.name.removesuffix(OPEN_SUFFIX) + SUFFIX)):
-        try:
-            return list(read_records(candidate))
-        except FileNotFoundError:
-            continue
-    return []
-
-
-def read_logs(folder: str | os.PathLike, since_us: int | None = None) -> LoggedExamples:
-    """Every logged example under `folder` (answered at or after `since_us`, when given)."""
-    import tensorflow as tf
-
-    columns = {
-        name: [] for name in ("serialized", "predictions", "versions", "signatures", "times", "ids", "keys")
-    }
-    for path in log_files(folder):
-        for record in _listed_records(path):
-            example = tf.train.Example.FromString(record)
-            fields = example.features.feature
-            time_us = fields[TIME_US].int64_list.value[0]
-            if since_us is not None and time_us < since_us:
-                continue
-            columns["predictions"].append(fields[PREDICTION].float_list.value[0])
-            columns["versions"].append(fields[MODEL_VERSION].int64_list.value[0])
-            columns["signatures"].append(fields[SIGNATURE].bytes_list.value[0].decode())
-            columns["times"].append(time_us)
-            columns["ids"].append(fields[REQUEST_ID].bytes_list.value[0].decode())
-            key = _key_text(fields[KEY].bytes_list.value) if KEY in fields else None
-            columns["keys"].append(key)
-            for name in META_FEATURES:
-                if name in fields:
-                    del fields[name]
-            columns["serialized"].append(example.SerializeToString())
-    return LoggedExamples(
-        columns["serialized"],
-        np.asarray(columns["predictions"], dtype=np.float64),
-        np.asarray(columns["versions"], dtype=np.int64),
-        columns["signatures"],
-        np.asarray(columns["times"], dtype=np.int64),
-        columns["ids"],
-        columns["keys"],
-    )

@@ -18,7 +18,7 @@ import tensorflow as tf
 
 from models.signatures import EXAMPLES_INPUT, PREDICTION_KEY, missing_marker
 from schemas import load_schema
-from serving.requests import check_raw_request
+from serving.request_checks import check_raw_request
 
 PROBE_ROWS = 8
 # Where in a float feature's [min, max] the probe rows sit, one fraction per row.

@@ -13,7 +13,7 @@ Requests, as TF Serving takes them:
 - anything malformed (not JSON, unknown signature, missing or unexpected feature, wrong rank
   or type, empty batch, batch-size mismatch, bad base64, unparsable example) is an HTTP 400
   whose message names the problem. A model answer of any shape but (N, 1) for N examples is
-  a 500, never a 200 with a broadcast answer.
+  a 500, never a 200 with a broadcast answer. The decoding is `serving/tf_serving_rest.py`.
 
 Prediction logs (`serving/prediction_log.py`): with a logger, every answered example is
 handed to its writer thread after the answer is computed (the raw features, the prediction,
@@ -33,10 +33,7 @@ the failure is logged and counted (and retried only if that version's folder cha
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import dataclasses
-import json
 import logging
 import threading
 import time
@@ -47,16 +44,22 @@ import numpy as np
 import tensorflow as tf
 from prometheus_client import Counter, Gauge, Histogram
 
-from models.signatures import EXAMPLES_INPUT, PREDICTION_KEY, RAW_SIGNATURE, SERVING_SIGNATURE, missing_marker
-from serving.checks import DEFAULT_BATCH_TOLERANCE
-from serving.prediction_log import KEY_FIELD
+from models.signatures import EXAMPLES_INPUT, PREDICTION_KEY, RAW_SIGNATURE, SERVING_SIGNATURE
+from serving.gate_defaults import DEFAULT_BATCH_TOLERANCE
 from serving.probe import batch_probe
-from serving.requests import ServingInputError, check_raw_request, raw_input_specs
+from serving.request_checks import ServingInputError, check_raw_request, raw_input_specs
+from serving.tf_serving_rest import (
+    SIGNATURES,
+    BadRequest,
+    json_column,
+    parse_body,
+    raw_features,
+    serialized_examples,
+    split_request,
+)
 from serving.versions import read_pin, versions
 
 log = logging.getLogger("taxi.model_server")
-
-SIGNATURES = (SERVING_SIGNATURE, RAW_SIGNATURE)
 
 REQUESTS = Counter("taxi_serving_requests_total", "Prediction requests", ["signature", "format"])
 ERRORS = Counter("taxi_serving_errors_total", "Failed prediction requests by kind", ["kind"])
@@ -98,7 +101,7 @@ def load_version(base: Path, version: int) -> LoadedVersion:
     raw_fn = model.signatures[RAW_SIGNATURE]
     specs = raw_input_specs(raw_fn)
     # One all-missing example through the raw signature: it must answer one finite probability.
-    probe = {name: _column([None], spec) for name, spec in specs.items()}
+    probe = {name: json_column([None], spec) for name, spec in specs.items()}
     output = raw_fn(**check_raw_request(specs, probe))[PREDICTION_KEY].numpy()
     if output.shape != (1, 1) or not np.isfinite(output).all():
         raise ValueError(f"smoke test: one example gave output of shape {output.shape}: {output.ravel()[:4]}")
@@ -179,149 +182,6 @@ class VersionWatcher:
 
 
 # ------------------------------------------------------------------ requests
-
-
-class BadRequest(ValueError):
-    """A malformed request; `kind` labels the error metric."""
-
-    def __init__(self, message: str, kind: str = "bad_request"):
-        super().__init__(message)
-        self.kind = kind
-
-
-def parse_body(body) -> dict:
-    """The request as a dict; raw bytes (a non-JSON content type) are parsed here."""
-    if isinstance(body, bytes | bytearray | str):
-        try:
-            body = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as error:
-            raise BadRequest(f"the body is not JSON: {error}", "not_json") from None
-    if not isinstance(body, dict):
-        raise BadRequest(f"the body must be a JSON object, got {type(body).__name__}", "not_json")
-    return body
-
-
-def split_request(body: dict) -> tuple[str, str, object]:
-    """(signature name, 'row' or 'columnar', the instances or inputs)."""
-    signature = body.get("signature_name", SERVING_SIGNATURE)
-    if signature not in SIGNATURES:
-        raise BadRequest(
-            f"unknown signature_name {signature!r}; this model serves {list(SIGNATURES)}", "signature"
-        )
-    has_instances, has_inputs = "instances" in body, "inputs" in body
-    if has_instances == has_inputs:
-        raise BadRequest(
-            'send exactly one of "instances" (row format) or "inputs" (columnar format)', "format"
-        )
-    unknown = sorted(set(body) - {"signature_name", "instances", "inputs"})
-    if unknown:
-        raise BadRequest(f"unknown request field(s) {unknown}", "format")
-    return (
-        signature,
-        ("row" if has_instances else "columnar"),
-        body["instances" if has_instances else "inputs"],
-    )
-
-
-def _b64(value, where: str) -> bytes:
-    if not (isinstance(value, dict) and set(value) == {"b64"} and isinstance(value["b64"], str)):
-        raise BadRequest(
-            f'{where}: a serialized tf.Example must be sent as {{"b64": "<base64>"}}, got {value!r:.80}'
-        )
-    try:
-        return base64.b64decode(value["b64"], validate=True)
-    except (binascii.Error, ValueError) as error:
-        raise BadRequest(f"{where}: invalid base64: {error}") from None
-
-
-def serialized_examples(layout: str, data) -> list[bytes]:
-    """The serialized examples of a serving_default request."""
-    if layout == "row":
-        if not isinstance(data, list):
-            raise BadRequest('"instances" must be a list')
-        items = [i[EXAMPLES_INPUT] if isinstance(i, dict) and EXAMPLES_INPUT in i else i for i in data]
-    else:
-        items = data[EXAMPLES_INPUT] if isinstance(data, dict) and set(data) == {EXAMPLES_INPUT} else data
-        if isinstance(data, dict) and set(data) != {EXAMPLES_INPUT}:
-            raise BadRequest(
-                f'"inputs" of {SERVING_SIGNATURE} has one input, "{EXAMPLES_INPUT}"; got {sorted(data)}'
-            )
-        if not isinstance(items, list):
-            raise BadRequest(f'"{EXAMPLES_INPUT}" must be a list of {{"b64": ...}} values (rank 1)')
-    if not items:
-        raise BadRequest("empty batch: send at least one example")
-    return [_b64(item, f"example {i}") for i, item in enumerate(items)]
-
-
-def _column(values: list, spec) -> np.ndarray:
-    """JSON values -> one feature's array; null becomes the feature's missing marker.
-
-    Strings stay Python objects (a number among them is then named as a wrong dtype, not
-    silently turned into text); numbers take NumPy's type (check_raw_request judges it).
-    """
-    marker = missing_marker(spec.dtype)
-    values = [marker if v is None else v for v in values]
-    return np.asarray(values, dtype=object if spec.dtype == tf.string else None)
-
-
-def raw_features(layout: str, data, specs: dict) -> tuple[dict, list | None]:
-    """The feature columns of a serving_raw request, and the client's keys.
-
-    The columns are checked by `check_raw_request` next; the keys (`trip_id`, None when the
-    request has none) are logged and never given to the model.
-    """
-    keys = None
-    if layout == "row":
-        if not isinstance(data, list):
-            raise BadRequest('"instances" must be a list of {feature: value} objects')
-        if not data:
-            raise BadRequest("empty batch: send at least one example")
-        columns: dict[str, list] = {}
-        for i, instance in enumerate(data):
-            if not isinstance(instance, dict):
-                raise BadRequest(f"instance {i} must be an object of features, got {instance!r:.80}")
-            if KEY_FIELD in instance:
-                instance = dict(instance)
-                keys = keys if keys is not None else [None] * i
-                keys.append(_key(instance.pop(KEY_FIELD), i))
-            elif keys is not None:
-                keys.append(None)
-            missing = sorted(set(specs) - set(instance))
-            if missing:
-                raise BadRequest(f"instance {i}: feature '{missing[0]}': missing from the request")
-            for name, value in instance.items():
-                columns.setdefault(name, []).append(value)
-    else:
-        if not isinstance(data, dict):
-            raise BadRequest('"inputs" must be an object of {feature: [values]}')
-        columns = dict(data)
-        if KEY_FIELD in columns:
-            values = columns.pop(KEY_FIELD)
-            if not isinstance(values, list):
-                raise BadRequest(f'"{KEY_FIELD}" must be a list of keys, one per example')
-            keys = [_key(v, i) for i, v in enumerate(values)]
-    arrays = {}
-    for name, values in columns.items():
-        if name not in specs:
-            arrays[name] = np.asarray([])
-            continue
-        if not isinstance(values, list):
-            arrays[name] = np.asarray(values)  # a scalar: rank 0, named by the check
-        else:
-            try:
-                arrays[name] = _column(values, specs[name])
-            except ValueError as error:  # ragged nesting
-                raise BadRequest(f"feature '{name}': {error}") from None
-    return arrays, keys
-
-
-def _key(value, index: int) -> str | None:
-    """A client's key as text (a string or an integer; null: none)."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        raise BadRequest(f"instance {index}: '{KEY_FIELD}' must be a string or an integer, got {value!r:.80}")
-    return str(value)
 
 
 def tf_reason(error: tf.errors.OpError) -> str:
@@ -410,7 +270,8 @@ def status(watcher: VersionWatcher) -> dict:
 class CountResponses:
     """ASGI middleware counting responses by route and status.
 
-    A plain ASGI wrapper: Starlette's `@app.middleware("http")` cost 2 ms a request here.
+    A plain ASGI wrapper, not Starlette's `@app.middleware("http")`, which adds its own cost to
+    every request (the server's request latency: `benchmarks/bench_serving.py`).
     """
 
     def __init__(self, app):

@@ -9,10 +9,7 @@ from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 
 from components.anomaly_gate import spec
-
-
-class DataAnomalyError(RuntimeError):
-    """The data does not match the curated schema; the run must stop before Transform."""
+from components.shared import DataAnomalyError
 
 
 def load_anomalies(anomalies_artifact) -> dict[str, anomalies_pb2.Anomalies]:

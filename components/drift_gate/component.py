@@ -28,7 +28,7 @@ class DriftGate(base_component.BaseComponent):
         data_root: str,
         span_pattern: str,
         accept_drift: bool | data_types.RuntimeParameter,
-        min_span_rows: int = spec.DEFAULT_MIN_SPAN_ROWS,
+        min_span_rows: int,
     ):
         """Configure the gate.
 

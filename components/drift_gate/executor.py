@@ -45,9 +45,8 @@ class Executor(base_executor.BaseExecutor):
         report = artifact_utils.get_single_instance(output_dict[spec.DRIFT_KEY])
         data_root = exec_properties[spec.DATA_ROOT_KEY]
         pattern = exec_properties[spec.SPAN_PATTERN_KEY]
-        accept = bool(exec_properties.get(spec.ACCEPT_DRIFT_KEY, 0))
-        min_rows = exec_properties.get(spec.MIN_SPAN_ROWS_KEY)
-        min_rows = spec.DEFAULT_MIN_SPAN_ROWS if min_rows is None else int(min_rows)
+        accept = bool(exec_properties[spec.ACCEPT_DRIFT_KEY])
+        min_rows = int(exec_properties[spec.MIN_SPAN_ROWS_KEY])
 
         newest = int(examples.get_string_custom_property(SPANS_PROPERTY).split(",")[-1])
         earlier = [s for s in available_spans(data_root, pattern) if s < newest]

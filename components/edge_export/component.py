@@ -7,8 +7,8 @@ from tfx.types import Channel, channel_utils
 
 from components.edge_export import spec
 from components.edge_export.executor import Executor
+from components.shared import EdgeModel
 from models.edge import REPRESENTATIVE_TRIPS
-from serving.edge_checks import DEFAULT_ACCURACY_TOLERANCE, DEFAULT_AUC_TOLERANCE
 
 
 class EdgeExport(base_component.BaseComponent):
@@ -26,13 +26,14 @@ class EdgeExport(base_component.BaseComponent):
         self,
         model: Channel,
         examples: Channel,
+        *,
+        accuracy_tolerance: float,
+        auc_tolerance: float,
         serving_blessing: Channel | None = None,
         split: str = spec.DEFAULT_SPLIT,
         calibration_split: str = spec.DEFAULT_CALIBRATION_SPLIT,
         representative_trips: int = REPRESENTATIVE_TRIPS,
         seed: int = 0,
-        accuracy_tolerance: float = DEFAULT_ACCURACY_TOLERANCE,
-        auc_tolerance: float = DEFAULT_AUC_TOLERANCE,
     ):
         """Configure the export and its gate.
 
@@ -60,7 +61,7 @@ class EdgeExport(base_component.BaseComponent):
                     spec.SEED_KEY: seed,
                     spec.ACCURACY_TOLERANCE_KEY: accuracy_tolerance,
                     spec.AUC_TOLERANCE_KEY: auc_tolerance,
-                    spec.EDGE_MODEL_KEY: channel_utils.as_channel([spec.EdgeModel()]),
+                    spec.EDGE_MODEL_KEY: channel_utils.as_channel([EdgeModel()]),
                 }
             )
         )

@@ -20,17 +20,13 @@ from tfx.utils import path_utils
 
 from components.edge_export import spec
 from components.serving_gate import spec as serving_gate_spec
-from components.serving_gate.executor import split_files
+from components.shared import split_files
+from data.tfrecords import count_tfrecords, read_tfrecords, read_tfrecords_at
 from models import edge
 from models.signatures import PREDICTION_KEY, RAW_SIGNATURE, missing_marker
-from serving import edge_checks
-from serving.requests import (
-    count_tfrecords,
-    examples_to_raw,
-    read_tfrecords,
-    read_tfrecords_at,
-    serving_raw_specs,
-)
+from serving import edge_gate_checks as edge_checks
+from serving.replay_data import examples_to_raw
+from serving.request_checks import serving_raw_specs
 
 log = logging.getLogger(__name__)
 
@@ -94,10 +90,10 @@ class Executor(base_executor.BaseExecutor):
         model = artifact_utils.get_single_instance(input_dict[spec.MODEL_KEY])
         examples = artifact_utils.get_single_instance(input_dict[spec.EXAMPLES_KEY])
         output = artifact_utils.get_single_instance(output_dict[spec.EDGE_MODEL_KEY])
-        split = exec_properties.get(spec.SPLIT_KEY) or spec.DEFAULT_SPLIT
-        calibration_split = exec_properties.get(spec.CALIBRATION_SPLIT_KEY) or spec.DEFAULT_CALIBRATION_SPLIT
-        count = int(exec_properties.get(spec.REPRESENTATIVE_TRIPS_KEY) or edge.REPRESENTATIVE_TRIPS)
-        seed = int(exec_properties.get(spec.SEED_KEY) or 0)
+        split = exec_properties[spec.SPLIT_KEY]
+        calibration_split = exec_properties[spec.CALIBRATION_SPLIT_KEY]
+        count = int(exec_properties[spec.REPRESENTATIVE_TRIPS_KEY])
+        seed = int(exec_properties[spec.SEED_KEY])
         model_dir = path_utils.serving_model_path(model.uri)
 
         started = time.perf_counter()
@@ -111,12 +107,8 @@ class Executor(base_executor.BaseExecutor):
         serialized = read_tfrecords(split_files(examples, split))
         name = f"the int8 edge model of {model_dir}"
         tolerances = {
-            "accuracy_tolerance": float(
-                exec_properties.get(spec.ACCURACY_TOLERANCE_KEY, edge_checks.DEFAULT_ACCURACY_TOLERANCE)
-            ),
-            "auc_tolerance": float(
-                exec_properties.get(spec.AUC_TOLERANCE_KEY, edge_checks.DEFAULT_AUC_TOLERANCE)
-            ),
+            "accuracy_tolerance": float(exec_properties[spec.ACCURACY_TOLERANCE_KEY]),
+            "auc_tolerance": float(exec_properties[spec.AUC_TOLERANCE_KEY]),
         }
         try:
             flatbuffer = edge.convert(model_dir, "int8", samples)

@@ -1,6 +1,8 @@
 """Keys, artifact type and spec of the EdgeExport component."""
 
-from tfx.types import artifact, component_spec, standard_artifacts
+from tfx.types import component_spec, standard_artifacts
+
+from components.shared import EdgeModel
 
 MODEL_KEY = "model"
 EXAMPLES_KEY = "examples"
@@ -22,13 +24,6 @@ VERDICT_PROPERTY = "edge_verdict"
 BYTES_PROPERTY = "bytes"
 DEFAULT_SPLIT = "eval"
 DEFAULT_CALIBRATION_SPLIT = "train"
-
-
-class EdgeModel(artifact.Artifact):
-    """A TFLite flatbuffer (`model.tflite`) with the edge gate's verdict and its metadata."""
-
-    # KFP v2 names a custom artifact type `<namespace>.<Name>` (its schema title).
-    TYPE_NAME = "taxi.EdgeModel"
 
 
 class EdgeExportSpec(component_spec.ComponentSpec):

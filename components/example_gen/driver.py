@@ -11,7 +11,7 @@ from tfx.proto import example_gen_pb2, range_config_pb2
 from tfx.types import standard_component_specs
 from tfx.utils import io_utils, proto_utils
 
-from components.anomaly_gate.executor import DataAnomalyError
+from components.shared import DataAnomalyError
 
 SPAN_SPEC = "{SPAN}"
 # Joins the per-span glob patterns inside one split pattern (never part of a real path).

@@ -10,7 +10,6 @@ import os
 import apache_beam as beam
 import numpy as np
 import pyarrow as pa
-import tensorflow as tf
 from pyarrow import csv as pcsv
 from tfx.components.example_gen import base_example_gen_executor, utils, write_split
 from tfx.components.util import examples_utils
@@ -20,9 +19,10 @@ from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import proto_utils
 from tfx_bsl.coders import example_coder
 
-from components.anomaly_gate.executor import DataAnomalyError
 from components.example_gen.driver import PATTERN_SEPARATOR, SPANS_PROPERTY
-from data.checks import SpanDataError, check_span
+from components.shared import DataAnomalyError
+from data.span_checks import SpanDataError, check_span
+from data.tfrecords import write_tfrecords
 from models import features
 
 
@@ -38,7 +38,7 @@ def match_files(input_base: str, split_pattern: str) -> list[list[str]]:
 
 
 def check_window(spans: list[int | None], files_by_span: list[list[str]]) -> dict:
-    """Every span's files read once, strictly (`data.checks`); span -> rows.
+    """Every span's files read once, strictly (`data.span_checks`); span -> rows.
 
     Raises:
         DataAnomalyError: naming span, file, line, column and value of the first problem, so
@@ -56,9 +56,9 @@ def check_window(spans: list[int | None], files_by_span: list[list[str]]) -> dic
 # small enough that a worker holds a few tens of MB at a time.
 ROWS_PER_BATCH = 65_536
 
-# zlib level 1, not TensorFlow's default 6: on the 100x sample's tf.Examples, level 6 deflates
-# at 70 MB/s (10 s of a 26 s ExampleGen for 1.5M trips) and level 1 at 312 MB/s, for files
-# 1.22x larger, still a ninth of the records' bytes (`benchmarks/bench_reads.py`).
+# zlib level 1, not TensorFlow's default 6: on our tf.Examples level 1 deflates several times
+# faster for files only a little larger, and readers inflate both alike (`python
+# benchmarks/bench_reads.py` prints both levels' speed and size).
 GZIP_LEVEL = 1
 
 
@@ -99,8 +99,8 @@ def csv_chunks(path: str, rows_per_batch: int = ROWS_PER_BATCH):
         column_types=types, null_values=[""], strings_can_be_null=True, quoted_strings_can_be_null=False
     )
     # One parse per file, sliced into chunks after: on Python 3.10 every read_csv call walks
-    # the garbage collector's referrers (pyarrow's SignalStopHandler, bpo-42248), about 0.1 s
-    # with TensorFlow loaded, which per chunk was 12% of ExampleGen at 100x.
+    # the garbage collector's referrers (pyarrow's SignalStopHandler, bpo-42248), a fixed cost
+    # per call that grows with what TensorFlow loads (`make bench-scale` times ExampleGen).
     table = pcsv.read_csv(io.BytesIO(header + b"\n".join(rows) + b"\n"), convert_options=options)
     if table.num_rows != len(rows):
         raise DataAnomalyError(
@@ -152,10 +152,7 @@ class _WriteShard(beam.DoFn):
     def process(self, element):
         split, shard, records = element
         path = os.path.join(self._split_uris[split], f"data_tfrecord-{shard}.gz")
-        options = tf.io.TFRecordOptions(compression_type="GZIP", compression_level=GZIP_LEVEL)
-        with tf.io.TFRecordWriter(path, options=options) as writer:
-            for record in records:
-                writer.write(record)
+        write_tfrecords(path, records, compression_level=GZIP_LEVEL)
         yield split, len(records)
 
 

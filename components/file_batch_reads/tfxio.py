@@ -4,7 +4,7 @@ tfx_bsl's `TFExampleRecord` reads with Beam's `ReadFromTFRecord`: one Beam eleme
 each record read by Python code (two buffered reads through Beam's gzip wrapper, two CRCs,
 the splittable-DoFn bookkeeping), then `BatchElements` and a 10%-sampled per-row profile of
 every batch. At 100x the sample that input path, not the statistics, analyzers or metrics,
-was most of StatisticsGen, Transform and the Evaluator (README, "At real volume").
+was most of StatisticsGen, Transform and the Evaluator (benchmarks/README.md).
 
 `FileBatchTFExampleRecord.BeamSource` is the same data in the same Arrow form: the file
 names are the Beam elements (`beam.Create` reshuffles them, so on Dataflow or Flink the
@@ -21,12 +21,12 @@ import pyarrow as pa
 from tfx_bsl.coders import example_coder
 from tfx_bsl.tfxio import record_based_tfxio, tf_example_record
 
-from serving.requests import iter_tfrecords
+from data.tfrecords import iter_tfrecords
 
 # Records per record batch when the caller asks for no size: the batch tfx_bsl's byte-size
-# batching flag gives records of our size (20 MiB, each record counted as at least 2,560
-# bytes). With that flag against Beam's adaptive 1 to 1,000, on the record-wise reader, the
-# Evaluator took 27.5 s instead of 32.7 s at 100x.
+# batching flag gives records of our size (20 MiB a batch, each record counted as at least
+# 2,560 bytes). With that flag against Beam's adaptive 1 to 1,000, on the record-wise reader,
+# the Evaluator ran faster at 100x (its seconds: `make bench-scale`).
 DEFAULT_BATCH_RECORDS = 8192
 
 

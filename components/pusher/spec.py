@@ -6,7 +6,7 @@ the edge gate blessed it; the SavedModel's push never depends on it.
 
 from tfx.types import component_spec, standard_component_specs
 
-from components.edge_export.spec import EdgeModel
+from components.shared import EdgeModel
 
 EDGE_MODEL_KEY = "edge_model"
 # The parallel tree beside the integer versions: `<base>/edge/<version>/`. TF Serving loads

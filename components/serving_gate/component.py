@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from tfx.dsl.components.base import base_component, executor_spec
+from tfx.orchestration import data_types
 from tfx.types import Channel, channel_utils, standard_artifacts
 
 from components.serving_gate import spec
 from components.serving_gate.executor import Executor
-from serving.checks import DEFAULT_METRIC_TOLERANCE, DEFAULT_PARITY_TOLERANCE
+from serving.gate_defaults import DEFAULT_PARITY_TOLERANCE
 
 
 class ServingGate(base_component.BaseComponent):
@@ -24,9 +25,10 @@ class ServingGate(base_component.BaseComponent):
         self,
         model: Channel,
         examples: Channel,
+        *,
+        metric_tolerance: float | data_types.RuntimeParameter,
         evaluation: Channel | None = None,
         split: str = spec.DEFAULT_SPLIT,
-        metric_tolerance: float = DEFAULT_METRIC_TOLERANCE,
         parity_tolerance: float = DEFAULT_PARITY_TOLERANCE,
     ):
         """Configure the gate.

@@ -15,21 +15,13 @@ from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
 from components.serving_gate import spec
+from components.shared import split_files
+from data.tfrecords import read_tfrecords
 from models.signatures import RAW_SIGNATURE
-from serving import checks
-from serving.evaluation import evaluation_metrics
-from serving.requests import read_tfrecords
+from serving import gate_checks as checks
+from serving.eval_results import evaluation_metrics
 
 log = logging.getLogger(__name__)
-
-
-def split_files(examples_artifact, split: str) -> list[str]:
-    """The TFRecord files of one split of an Examples artifact."""
-    folder = artifact_utils.get_split_uri([examples_artifact], split)
-    files = sorted(os.path.join(folder, name) for name in os.listdir(folder))
-    if not files:
-        raise FileNotFoundError(f"split '{split}' of {examples_artifact.uri} holds no files")
-    return files
 
 
 class Executor(base_executor.BaseExecutor):
@@ -39,7 +31,7 @@ class Executor(base_executor.BaseExecutor):
         model = artifact_utils.get_single_instance(input_dict[spec.MODEL_KEY])
         examples = artifact_utils.get_single_instance(input_dict[spec.EXAMPLES_KEY])
         blessing = artifact_utils.get_single_instance(output_dict[spec.BLESSING_KEY])
-        split = exec_properties.get(spec.SPLIT_KEY) or spec.DEFAULT_SPLIT
+        split = exec_properties[spec.SPLIT_KEY]
         evaluator_figures = None
         if input_dict.get(spec.EVALUATION_KEY):
             evaluation = artifact_utils.get_single_instance(input_dict[spec.EVALUATION_KEY])
@@ -48,12 +40,8 @@ class Executor(base_executor.BaseExecutor):
             path_utils.serving_model_path(model.uri),
             read_tfrecords(split_files(examples, split)),
             evaluator_figures=evaluator_figures,
-            metric_tolerance=float(
-                exec_properties.get(spec.METRIC_TOLERANCE_KEY, checks.DEFAULT_METRIC_TOLERANCE)
-            ),
-            parity_tolerance=float(
-                exec_properties.get(spec.PARITY_TOLERANCE_KEY, checks.DEFAULT_PARITY_TOLERANCE)
-            ),
+            metric_tolerance=float(exec_properties[spec.METRIC_TOLERANCE_KEY]),
+            parity_tolerance=float(exec_properties[spec.PARITY_TOLERANCE_KEY]),
         )
         os.makedirs(blessing.uri, exist_ok=True)
         with open(os.path.join(blessing.uri, spec.VERDICT_FILE_NAME), "w") as handle:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from pathlib import Path
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # Must precede the first TensorFlow import.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -30,15 +31,42 @@ GROUPS = (training, history, serving, monitoring, kubeflow)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The `python -m pipeline` parser: every group's commands, each with its handler."""
+    """The `python -m pipeline` parser: every group's commands, each with its handler.
+
+    Every command takes `--verbose`: library logs and warnings on the console instead of the
+    log file (`pipeline.ops.console`).
+    """
     parser = argparse.ArgumentParser(prog="python -m pipeline", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     for group in GROUPS:
         group.add_commands(commands)
+    for command in commands.choices.values():
+        if "--verbose" not in command._option_string_actions:
+            command.add_argument(
+                "--verbose",
+                action="store_true",
+                help="library logs and warnings on the console, not in <root>/logs/<command>-<time>.log",
+            )
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Parse `argv` and run the command's handler; return its exit status."""
+    """Parse `argv` and run the command's handler with a quiet console; return its exit status.
+
+    Whatever TensorFlow, absl, Beam and Python's warnings write goes to
+    `<root>/logs/<command>-<time>.log` (the command's `--root`, else the default root), kept
+    only when something was written; `--verbose` leaves it on the console.
+    """
+    from pipeline.config import DEFAULT_ROOT
+    from pipeline.ops import console
+
     args = build_parser().parse_args(argv)
-    return args.handler(args)
+    root = getattr(args, "root", None) or DEFAULT_ROOT
+    if args.verbose:
+        log = None
+    elif getattr(args, "check", False):
+        log = Path(os.devnull)  # a pre-flight writes nothing, not even a log
+    else:
+        log = console.log_path(root, args.command)
+    with console.library_output(log):
+        return args.handler(args)

@@ -25,7 +25,7 @@ def add_commands(commands) -> None:
 
 def runs_command(args: argparse.Namespace) -> int:
     """One row per run, or (`runs show RUN`) one run in full."""
-    from pipeline.ops import history
+    from pipeline.ops import run_history as history
 
     metadata_path = PipelineConfig(root=args.root).metadata_path
     try:
@@ -41,7 +41,7 @@ def runs_command(args: argparse.Namespace) -> int:
 
 def report_command(args: argparse.Namespace) -> int:
     """The newest (or `--run`) run's summary; with `--out`, a self-contained HTML page."""
-    from pipeline.ops import history
+    from pipeline.ops import run_history as history
 
     metadata_path = PipelineConfig(root=args.root).metadata_path
     try:

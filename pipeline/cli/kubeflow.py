@@ -90,7 +90,7 @@ def add_commands(commands) -> None:
     manifest.add_argument(
         "--log-url",
         help="KServe's inference logger: POST every request and response here as CloudEvents "
-        "(README: how they become input for `monitor`)",
+        "(docs/monitoring.md: how they become input for `monitor`)",
     )
     manifest.add_argument("--output", help="write here instead of stdout")
 

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from pipeline.cli.options import add_alert_option, alert_webhook
-from pipeline.config import DEFAULT_ROOT
+from pipeline.config import DEFAULT_ROOT, PipelineConfig
 from pipeline.ops.exit_codes import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE
 
 
@@ -61,7 +61,8 @@ def parse_since(text: str | None) -> int | None:
 
 def monitor_command(args: argparse.Namespace) -> int:
     """Print one line per check (a finding: `[FINDING]`), write the JSON, alert; exit 0 or 3."""
-    from pipeline.ops import monitor
+    from monitoring import monitor
+    from monitoring.report import write_report
 
     tolerance = None
     if args.quality_tolerance is not None:
@@ -70,19 +71,21 @@ def monitor_command(args: argparse.Namespace) -> int:
         print("error: --quality-tolerance must be non-negative", file=sys.stderr)
         return EXIT_USAGE
     try:
+        config = PipelineConfig(root=Path(args.root))
         report = monitor.monitor(
             Path(args.root),
+            metadata_path=config.metadata_path,
+            serving_dir=Path(args.serving_dir) if args.serving_dir else config.serving_dir,
             since_us=parse_since(args.since),
             labels_path=args.labels,
             tolerance=tolerance,
-            serving_dir=Path(args.serving_dir) if args.serving_dir else None,
             log_dir=Path(args.log_dir) if args.log_dir else None,
         )
     except (ValueError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
     print("\n".join(report.lines))
-    path = monitor.write_report(report, Path(args.json_path) if args.json_path else None)
+    path = write_report(report, Path(args.json_path) if args.json_path else None)
     url = alert_webhook(args)
     delivered = monitor.alert_findings(report, url) if report.findings else 0
     summary = f"Findings: {len(report.findings)}" if report.findings else "Healthy: no findings"

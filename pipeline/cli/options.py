@@ -16,7 +16,20 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
         help=f"train on the newest N spans (0: every span; default {PipelineConfig.window_spans}); "
         "ignored with --first-span",
     )
-    parser.add_argument("--train-steps", type=int, default=PipelineConfig.train_steps)
+    parser.add_argument(
+        "--train-steps",
+        type=int,
+        default=None,
+        help="train exactly this many steps (default: the whole training split once, at least "
+        f"{PipelineConfig.train_steps} steps, a uniform sample past "
+        f"{PipelineConfig.max_train_examples:,} examples)",
+    )
+    parser.add_argument(
+        "--max-train-examples",
+        type=int,
+        default=PipelineConfig.max_train_examples,
+        help="without --train-steps: sample the training split uniformly beyond this many examples",
+    )
     parser.add_argument("--eval-steps", type=int, default=PipelineConfig.eval_steps)
     parser.add_argument("--epochs", type=int, default=PipelineConfig.epochs)
     parser.add_argument("--batch-size", type=int, default=PipelineConfig.batch_size)
@@ -31,6 +44,13 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=PipelineConfig.regression_tolerance,
         help="largest AUC drop against the last blessed model that still pushes",
+    )
+    parser.add_argument(
+        "--calibration-tolerance",
+        type=float,
+        default=PipelineConfig.calibration_tolerance,
+        help="bless only a model whose overall calibration (mean prediction / mean label) is "
+        "within [1 - X, 1 + X]",
     )
     parser.add_argument(
         "--gate-tolerance",
@@ -91,7 +111,7 @@ def add_alert_option(parser: argparse.ArgumentParser) -> None:
 
 def alert_webhook(args: argparse.Namespace) -> str | None:
     """The webhook of a command: its option, else the environment variable."""
-    from pipeline.ops.alerts import webhook_url
+    from monitoring.alerts import webhook_url
 
     return webhook_url(getattr(args, "alert_webhook", None))
 
@@ -103,12 +123,15 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
         first_span=getattr(args, "first_span", None),
         last_span=getattr(args, "last_span", None),
         window_spans=PipelineConfig.window_spans if args.window is None else (args.window or None),
-        train_steps=args.train_steps,
+        train_steps=PipelineConfig.train_steps if args.train_steps is None else args.train_steps,
+        train_steps_from_data=args.train_steps is None,
+        max_train_examples=args.max_train_examples,
         eval_steps=args.eval_steps,
         epochs=args.epochs,
         batch_size=args.batch_size,
         auc_threshold=args.auc_threshold,
         regression_tolerance=args.regression_tolerance,
+        calibration_tolerance=args.calibration_tolerance,
         gate_tolerance=args.gate_tolerance,
         edge_accuracy_tolerance=args.edge_accuracy_tolerance,
         edge_auc_tolerance=args.edge_auc_tolerance,

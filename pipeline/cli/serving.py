@@ -117,27 +117,28 @@ def _edge_reference(args: argparse.Namespace, model_file) -> str | None:
     import json
 
     from components.edge_export.spec import METADATA_FILE_NAME
-    from serving import requests as serving
+    from serving.model_dirs import resolve_model_dir
+    from serving.replay_data import ReplayDataError
 
     if args.reference:
-        return str(serving.resolve_model_dir(args.reference))
+        return str(resolve_model_dir(args.reference))
     metadata = model_file.parent / METADATA_FILE_NAME
     if not metadata.is_file():
         return None
     try:
         saved_model = json.loads(metadata.read_text()).get("saved_model")
     except ValueError as error:
-        raise serving.ReplayDataError(f"{metadata}: not JSON ({error})") from None
+        raise ReplayDataError(f"{metadata}: not JSON ({error})") from None
     try:
-        return str(serving.resolve_model_dir(saved_model)) if saved_model else None
+        return str(resolve_model_dir(saved_model)) if saved_model else None
     except FileNotFoundError:
         return None
 
 
 def verify_edge_command(args: argparse.Namespace, model_file) -> int:
     """The edge gate's checks on a TFLite model; agreement against --reference or its SavedModel."""
-    from serving import edge_checks
-    from serving import requests as serving
+    from serving import edge_gate_checks as edge_checks
+    from serving.replay_data import ReplayDataError, load_replay_examples
 
     accuracy_tolerance = (
         edge_checks.DEFAULT_ACCURACY_TOLERANCE if args.accuracy_tolerance is None else args.accuracy_tolerance
@@ -151,8 +152,8 @@ def verify_edge_command(args: argparse.Namespace, model_file) -> int:
             raise FileNotFoundError(f"no edge model at {model_file}")
         flatbuffer = model_file.read_bytes()
         reference = _edge_reference(args, model_file)
-        examples = serving.load_replay_examples(args.data, split=args.split)
-    except (FileNotFoundError, serving.ReplayDataError) as error:
+        examples = load_replay_examples(args.data, split=args.split)
+    except (FileNotFoundError, ReplayDataError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
     verdict = edge_checks.run_edge_checks(
@@ -174,8 +175,9 @@ def verify_edge_command(args: argparse.Namespace, model_file) -> int:
 
 def verify_command(args: argparse.Namespace) -> int:
     """Run the serving gate's checks on `--model` against `--data`; print the verdict."""
-    from serving import checks
-    from serving import requests as serving
+    from serving import gate_checks as checks
+    from serving.model_dirs import resolve_model_dir
+    from serving.replay_data import ReplayDataError, load_replay_examples
 
     model_file = _edge_model_file(args.model)
     if model_file is not None:
@@ -191,16 +193,16 @@ def verify_command(args: argparse.Namespace) -> int:
         print("error: tolerances must be non-negative", file=sys.stderr)
         return EXIT_USAGE
     try:
-        model_dir = serving.resolve_model_dir(args.model)
-        examples = serving.load_replay_examples(args.data, split=args.split)
+        model_dir = resolve_model_dir(args.model)
+        examples = load_replay_examples(args.data, split=args.split)
         evaluator = None
         if args.evaluation:
-            from serving.evaluation import evaluation_metrics
+            from serving.eval_results import evaluation_metrics
 
             evaluator, _ = evaluation_metrics(args.evaluation)
             if not evaluator:
                 raise FileNotFoundError(f"no overall metrics in the evaluation at {args.evaluation}")
-    except (FileNotFoundError, serving.ReplayDataError) as error:
+    except (FileNotFoundError, ReplayDataError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
     verdict = checks.run_checks(str(model_dir), examples, evaluator, metric_tolerance, parity_tolerance)
@@ -266,10 +268,9 @@ def _prediction_log(args: argparse.Namespace):
     """The server's PredictionLogger and RollingSkew (training statistics found via ML Metadata)."""
     from pathlib import Path
 
-    from pipeline.ops.monitor import reference_for
+    from monitoring.skew import RollingSkew, reference_for
     from schemas import load_schema
     from serving.prediction_log import LOG_FOLDER, PredictionLogger
-    from serving.skew import RollingSkew
 
     root = _root(args)
     config = PipelineConfig(root=root)
@@ -294,7 +295,7 @@ def receive_logs_command(args: argparse.Namespace) -> int:
     """Run the CloudEvent receiver until interrupted."""
     from pathlib import Path
 
-    from serving.kserve_logger import CloudEventReceiver, serve_receiver
+    from monitoring.kserve_logger import CloudEventReceiver, serve_receiver
     from serving.prediction_log import LOG_FOLDER, PredictionLogger
     from serving.versions import target_version
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from pipeline.cli.options import add_alert_option, add_training_options, alert_webhook, config_from_args
 from pipeline.config import DEFAULT_ROOT, ConfigError, PipelineConfig
@@ -25,6 +26,12 @@ def add_commands(commands) -> None:
         "--verbose",
         action="store_true",
         help="library logs and warnings (TFX INFO included) on the console, not in <root>/logs/<run id>.log",
+    )
+    run.add_argument(
+        "--check",
+        action="store_true",
+        help="pre-flight only: check the arguments, the run root, the data root and the window, "
+        "run nothing (exit 0 when the run could start, 2 with the problem)",
     )
     run.set_defaults(handler=run_handler)
     replay = commands.add_parser("replay", help="simulate N weeks: one span arrives, the pipeline runs")
@@ -64,12 +71,26 @@ def run_handler(args: argparse.Namespace) -> int:
     config = _config_or_usage(args)
     if config is None:
         return EXIT_USAGE
+    if args.check:
+        return _preflight(config, explicit_window=args.window is not None)
     return run_command(
         config,
         verbose=args.verbose,
         explicit_window=args.window is not None,
         alert_webhook=alert_webhook(args),
     )
+
+
+def _preflight(config: PipelineConfig, explicit_window: bool) -> int:
+    from data.embedded import DataError
+    from pipeline import local_runner
+
+    try:
+        print(local_runner.preflight(config, explicit_window))
+    except (ConfigError, DataError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    return EXIT_OK
 
 
 def _week_steps(values: list[str]) -> dict[int, int]:
@@ -105,9 +126,12 @@ def replay_command(args: argparse.Namespace) -> int:
 
 
 def schedule_command(args: argparse.Namespace) -> int:
-    """Write, show or remove the weekly crontab entry of a root."""
-    from pathlib import Path
+    """Write, show or remove the weekly crontab entry of a root.
 
+    A new entry is proven first: its command runs with `run --check` under cron's bare
+    environment from `/` (`schedule.preflight`); a line that fails is neither printed as
+    good nor installed.
+    """
     from pipeline.ops import schedule
 
     root = Path(args.root).absolute()
@@ -121,6 +145,13 @@ def schedule_command(args: argparse.Namespace) -> int:
     if webhook:
         run_args += ["--alert-webhook", webhook]
     new_entry = None if args.remove else schedule.entry(root, fields, run_args)
+    if new_entry:
+        try:
+            verdict = schedule.preflight(root, run_args)
+        except schedule.PreflightError as error:
+            print(f"error: not scheduled: {error}", file=sys.stderr)
+            return EXIT_USAGE
+        print(f"# {verdict}", file=sys.stderr)
     if args.print_only:
         print(new_entry or f"(--remove --print: the entry marked '{schedule.MARKER}{root}' would go)", end="")
         return EXIT_OK

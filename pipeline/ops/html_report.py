@@ -14,158 +14,32 @@ for its statistics); nothing is fetched from the network, so the page opens anyw
 
 A small script measures every chart after layout and records the sizes in
 `<pre id="layout">` (JSON), so a headless browser check can assert the charts were laid out.
+The charts themselves are drawn by `pipeline/ops/svg_charts.py`.
 """
 
 from __future__ import annotations
 
-import html
 import json
 import math
 import time
 from pathlib import Path
 
-from pipeline.ops import history as run_report
-
-CHART_WIDTH = 640
-
-
-def _e(value) -> str:
-    return html.escape(str(value))
-
-
-def _fmt(value, digits: int = 4) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
-
-
-# ------------------------------------------------------------------ charts (inline SVG)
-
-
-def bar_chart(
-    name: str,
-    rows: list[tuple[str, float, str, bool]],
-    lo: float = 0.5,
-    hi: float = 1.0,
-    alarming=lambda value: value < 0.85,
-) -> str:
-    """Horizontal bars: (label, value, note, reliable); values mapped from [lo, hi].
-
-    Red where `alarming(value)`, grey where not reliable, blue otherwise.
-    """
-    bar_h, label_w, gap = 18, 190, 4
-    height = len(rows) * (bar_h + gap) + 24
-    parts = [
-        f'<svg class="chart" data-chart="{_e(name)}" width="{CHART_WIDTH}" height="{height}" '
-        f'viewBox="0 0 {CHART_WIDTH} {height}" role="img" aria-label="{_e(name)}">'
-    ]
-    span = CHART_WIDTH - label_w - 180
-    for i, (label, value, note, reliable) in enumerate(rows):
-        y = i * (bar_h + gap)
-        width = (
-            0 if value is None or math.isnan(value) else max(1.0, (min(value, hi) - lo) / (hi - lo) * span)
-        )
-        alarm = value is not None and not math.isnan(value) and alarming(value)
-        color = "#d9534f" if reliable and alarm else "#4a7ab7"
-        if not reliable:
-            color = "#c8c8c8"
-        parts.append(f'<text x="{label_w - 6}" y="{y + 13}" text-anchor="end" class="lbl">{_e(label)}</text>')
-        parts.append(
-            f'<rect class="bar" x="{label_w}" y="{y}" width="{width:.1f}" height="{bar_h}" fill="{color}">'
-            f"<title>{_e(label)}: {_fmt(value)} ({_e(note)})</title></rect>"
-        )
-        parts.append(
-            f'<text x="{label_w + width + 6:.1f}" y="{y + 13}" class="val">'
-            f"{_fmt(value, 3)} · {_e(note)}</text>"
-        )
-    axis_y = len(rows) * (bar_h + gap) + 14
-    for tick in (lo, (lo + hi) / 2, hi):
-        x = label_w + (tick - lo) / (hi - lo) * span
-        parts.append(f'<text x="{x:.1f}" y="{axis_y}" text-anchor="middle" class="tick">{tick:.2f}</text>')
-    parts.append("</svg>")
-    return "".join(parts)
-
-
-def line_chart(name: str, series: dict[str, list[float | None]], labels: list[str], marks: list[bool]) -> str:
-    """Lines over runs; filled points where `marks` (a pushed model), hollow otherwise."""
-    width, height, left, bottom, top = CHART_WIDTH, 240, 48, 40, 12
-    values = [v for vs in series.values() for v in vs if v is not None]
-    lo = min(values + [0.7]) if values else 0.5
-    lo = math.floor(lo * 20) / 20
-    hi = 1.0
-    n = max(len(labels), 2)
-
-    def xy(i: int, v: float) -> tuple[float, float]:
-        x = left + i * (width - left - 20) / (n - 1)
-        y = top + (hi - v) / (hi - lo) * (height - top - bottom)
-        return x, y
-
-    colors = ["#4a7ab7", "#e08a2c", "#5cb85c"]
-    parts = [
-        f'<svg class="chart" data-chart="{_e(name)}" width="{width}" height="{height}" '
-        f'viewBox="0 0 {width} {height}" role="img" aria-label="{_e(name)}">'
-    ]
-    for tick in (lo, (lo + hi) / 2, hi):
-        _, y = xy(0, tick)
-        parts.append(f'<line x1="{left}" x2="{width - 10}" y1="{y:.1f}" y2="{y:.1f}" class="grid"/>')
-        parts.append(f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end" class="tick">{tick:.2f}</text>')
-    for i, label in enumerate(labels):
-        x, _ = xy(i, lo)
-        parts.append(
-            f'<text x="{x:.1f}" y="{height - 22}" text-anchor="middle" class="tick">{_e(label)}</text>'
-        )
-    for (key, vs), color in zip(series.items(), colors):
-        points = [(i, v) for i, v in enumerate(vs) if v is not None]
-        if len(points) > 1:
-            path = " ".join(f"{xy(i, v)[0]:.1f},{xy(i, v)[1]:.1f}" for i, v in points)
-            parts.append(f'<polyline points="{path}" fill="none" stroke="{color}" stroke-width="2"/>')
-        for i, v in points:
-            x, y = xy(i, v)
-            fill = color if marks[i] else "white"
-            parts.append(
-                f'<circle class="point" cx="{x:.1f}" cy="{y:.1f}" r="4" fill="{fill}" stroke="{color}" '
-                f'stroke-width="2"><title>{_e(labels[i])} {key} {v:.4f}</title></circle>'
-            )
-    legend_x = left
-    for key, color in zip(series, colors):
-        parts.append(f'<rect x="{legend_x}" y="{height - 12}" width="10" height="10" fill="{color}"/>')
-        parts.append(f'<text x="{legend_x + 14}" y="{height - 3}" class="lbl">{_e(key)}</text>')
-        legend_x += 110
-    parts.append(
-        f'<text x="{legend_x}" y="{height - 3}" class="tick">filled point = model pushed</text></svg>'
-    )
-    return "".join(parts)
-
-
-def histogram(name: str, buckets: list[tuple[float, float, float]]) -> str:
-    """A small column chart of (low, high, count) buckets."""
-    width, height = 220, 60
-    top = max((c for _, _, c in buckets), default=0) or 1
-    bar_w = width / max(len(buckets), 1)
-    parts = [f'<svg class="chart hist" data-chart="{_e(name)}" width="{width}" height="{height}">']
-    for i, (low, high, count) in enumerate(buckets):
-        h = count / top * (height - 4)
-        parts.append(
-            f'<rect class="bar" x="{i * bar_w:.1f}" y="{height - h:.1f}" width="{max(bar_w - 1, 1):.1f}" '
-            f'height="{h:.1f}" fill="#4a7ab7"><title>{low:.3g} to {high:.3g}: {count:.0f}</title></rect>'
-        )
-    parts.append("</svg>")
-    return "".join(parts)
-
+from pipeline.ops import run_history
+from pipeline.ops.svg_charts import bar_chart, escape, fmt, histogram, line_chart
 
 # ------------------------------------------------------------------ sections
 
 
-def _history(metadata_path: Path) -> list[run_report.RunReport]:
-    store = run_report.open_store(metadata_path)
-    return [run_report.load_report(metadata_path, run_id, store) for run_id in run_report.run_ids(store)]
+def _history(metadata_path: Path) -> list[run_history.RunReport]:
+    store = run_history.open_store(metadata_path)
+    return [run_history.load_report(metadata_path, run_id, store) for run_id in run_history.run_ids(store)]
 
 
-def _headline(current: run_report.RunReport, previous: run_report.RunReport | None) -> str:
-    status = run_report.run_status(current)
-    rows = [f"<tr><th>Status</th><td>{_e(status)}</td></tr>"]
+def _headline(current: run_history.RunReport, previous: run_history.RunReport | None) -> str:
+    status = run_history.run_status(current)
+    rows = [f"<tr><th>Status</th><td>{escape(status)}</td></tr>"]
     if current.spans:
-        rows.append(f"<tr><th>Spans</th><td>{_e(current.spans)}</td></tr>")
+        rows.append(f"<tr><th>Spans</th><td>{escape(current.spans)}</td></tr>")
     verdict = ""
     if current.overall:
         for key, label in (("auc", "AUC"), ("binary_accuracy", "Accuracy")):
@@ -174,36 +48,36 @@ def _headline(current: run_report.RunReport, previous: run_report.RunReport | No
             if previous and previous.overall.get(key) is not None and value is not None:
                 diff = value - previous.overall[key]
                 cls = "up" if diff > 0.0005 else "down" if diff < -0.0005 else "same"
-                delta = f' <span class="{cls}">{diff:+.4f} vs {_e(previous.run_id)}</span>'
-            rows.append(f"<tr><th>{label}</th><td>{_fmt(value)}{delta}</td></tr>")
+                delta = f' <span class="{cls}">{diff:+.4f} vs {escape(previous.run_id)}</span>'
+            rows.append(f"<tr><th>{label}</th><td>{fmt(value)}{delta}</td></tr>")
         if previous and previous.overall.get("auc") is not None:
             better = current.overall.get("auc", 0) >= previous.overall["auc"]
             verdict = (
                 f'<p class="verdict {"up" if better else "down"}">This run\'s model is '
                 f"{'as good as or better than' if better else 'WORSE than'} the previous evaluated run's "
-                f"on AUC ({_fmt(current.overall.get('auc'))} vs {_fmt(previous.overall['auc'])}).</p>"
+                f"on AUC ({fmt(current.overall.get('auc'))} vs {fmt(previous.overall['auc'])}).</p>"
             )
     blessed = {True: "yes", False: "no", None: "-"}[current.blessed]
     if current.blessed is False and current.reasons:
         blessed += ": " + "; ".join(current.reasons)
-    rows.append(f"<tr><th>Blessed</th><td>{_e(blessed)}</td></tr>")
+    rows.append(f"<tr><th>Blessed</th><td>{escape(blessed)}</td></tr>")
     if current.pushed_version:
         pushed = current.pushed_version + (
             "" if current.pushed_new_version else " (cached run: already serving)"
         )
     else:
         pushed = "nothing"
-    rows.append(f"<tr><th>Pushed</th><td>{_e(pushed)}</td></tr>")
-    weakest = run_report.weakest_slices(current, 3)
+    rows.append(f"<tr><th>Pushed</th><td>{escape(pushed)}</td></tr>")
+    weakest = run_history.weakest_slices(current, 3)
     if weakest:
         weak = ", ".join(f"{name} (AUC {values['auc']:.3f})" for name, values in weakest)
-        rows.append(f"<tr><th>Weakest slices</th><td>{_e(weak)}</td></tr>")
+        rows.append(f"<tr><th>Weakest slices</th><td>{escape(weak)}</td></tr>")
     return (
         f'<section id="headline"><h2>Summary</h2>{verdict}<table class="kv">{"".join(rows)}</table></section>'
     )
 
 
-def _trends(history: list[run_report.RunReport]) -> str:
+def _trends(history: list[run_history.RunReport]) -> str:
     evaluated = [r for r in history if r.overall]
     if not evaluated:
         return '<section id="trends"><h2>Trends</h2><p>No run has been evaluated yet.</p></section>'
@@ -218,11 +92,11 @@ def _trends(history: list[run_report.RunReport]) -> str:
         [r.pushed_new_version for r in evaluated],
     )
     rows = "".join(
-        f"<tr><td>run {i + 1}</td><td>{_e(r.run_id)}</td><td>{_e(r.spans or '-')}</td>"
-        f"<td>{_e(run_report.run_status(r))}</td><td>{_fmt(r.overall.get('auc'))}</td>"
-        f"<td>{_fmt(r.overall.get('binary_accuracy'))}</td>"
-        f"<td>{_e({True: 'yes', False: 'no', None: '-'}[r.blessed])}</td>"
-        f"<td>{_e(r.pushed_version if r.pushed_new_version else '-')}</td></tr>"
+        f"<tr><td>run {i + 1}</td><td>{escape(r.run_id)}</td><td>{escape(r.spans or '-')}</td>"
+        f"<td>{escape(run_history.run_status(r))}</td><td>{fmt(r.overall.get('auc'))}</td>"
+        f"<td>{fmt(r.overall.get('binary_accuracy'))}</td>"
+        f"<td>{escape({True: 'yes', False: 'no', None: '-'}[r.blessed])}</td>"
+        f"<td>{escape(r.pushed_version if r.pushed_new_version else '-')}</td></tr>"
         for i, r in enumerate(history)
     )
     return (
@@ -232,17 +106,17 @@ def _trends(history: list[run_report.RunReport]) -> str:
     )
 
 
-def _slices(current: run_report.RunReport) -> str:
+def _slices(current: run_history.RunReport) -> str:
     if not current.slices:
         return '<section id="slices"><h2>Per-slice metrics</h2><p>Not evaluated in this run.</p></section>'
-    reliable = {name for name, _ in run_report.weakest_slices(current, len(current.slices))}
+    reliable = {name for name, _ in run_history.weakest_slices(current, len(current.slices))}
     groups: dict[str, list] = {}
     for name, values in current.slices:
         feature = name.split("=", 1)[0]
         groups.setdefault(feature, []).append((name, values))
     parts = [
         '<section id="slices"><h2>Per-slice AUC, worst first</h2>'
-        f"<p>Grey: fewer than {run_report.MIN_CLASS_TRIPS} trips of one class (too small to judge). "
+        f"<p>Grey: fewer than {run_history.MIN_CLASS_TRIPS} trips of one class (too small to judge). "
         "Red: AUC below 0.85.</p>"
     ]
     for feature, items in sorted(groups.items()):
@@ -251,32 +125,32 @@ def _slices(current: run_report.RunReport) -> str:
             (
                 name.split("=", 1)[-1],
                 values.get("auc", math.nan),
-                f"{int(values.get('example_count', 0))} trips, acc {_fmt(values.get('binary_accuracy'), 3)}",
+                f"{int(values.get('example_count', 0))} trips, acc {fmt(values.get('binary_accuracy'), 3)}",
                 name in reliable,
             )
             for name, values in items
         ]
-        parts.append(f"<h3>{_e(feature)}</h3>{bar_chart('slices:' + feature, rows)}")
+        parts.append(f"<h3>{escape(feature)}</h3>{bar_chart('slices:' + feature, rows)}")
     parts.append("</section>")
     return "".join(parts)
 
 
-def _gate(current: run_report.RunReport) -> str:
+def _gate(current: run_history.RunReport) -> str:
     if current.gate_blessed is None:
         return '<section id="gate"><h2>Serving gate</h2><p>Did not run in this run.</p></section>'
     rows = "".join(
-        f'<tr class="{_e(c["status"])}"><td>{_e(c["name"])}</td><td>{_e(c["status"])}</td>'
-        f"<td>{_e(c['detail'])}</td></tr>"
+        f'<tr class="{escape(c["status"])}"><td>{escape(c["name"])}</td><td>{escape(c["status"])}</td>'
+        f"<td>{escape(c['detail'])}</td></tr>"
         for c in current.gate_checks
     )
     verdict = "passed" if current.gate_blessed else "REFUSED the push"
     return (
-        f'<section id="gate"><h2>Serving gate: {verdict}</h2><p>{_e(current.gate_summary or "")}</p>'
+        f'<section id="gate"><h2>Serving gate: {verdict}</h2><p>{escape(current.gate_summary or "")}</p>'
         f"<table><tr><th>check</th><th>status</th><th>detail</th></tr>{rows}</table></section>"
     )
 
 
-def _anomalies_and_drift(current: run_report.RunReport) -> str:
+def _anomalies_and_drift(current: run_history.RunReport) -> str:
     from tensorflow_metadata.proto.v0 import anomalies_pb2
 
     from components.anomaly_gate import spec as anomaly_spec
@@ -294,7 +168,7 @@ def _anomalies_and_drift(current: run_report.RunReport) -> str:
     parts.append(
         "<p>Anomalies: none (every feature matches the schema).</p>"
         if not found
-        else "<ul class='fail'>" + "".join(f"<li>{_e(a)}</li>" for a in found) + "</ul>"
+        else "<ul class='fail'>" + "".join(f"<li>{escape(a)}</li>" for a in found) + "</ul>"
     )
     drift_file = None
     for node in current.nodes:
@@ -307,7 +181,7 @@ def _anomalies_and_drift(current: run_report.RunReport) -> str:
         drift = json.loads(drift_file.read_text())
         distances = drift.get("distances", [])
         if not distances:
-            parts.append(f"<p>Drift: {_e(current.drift_summary or 'nothing to compare with')}</p>")
+            parts.append(f"<p>Drift: {escape(current.drift_summary or 'nothing to compare with')}</p>")
         else:
             rows = [
                 (
@@ -320,8 +194,8 @@ def _anomalies_and_drift(current: run_report.RunReport) -> str:
             ]
             accepted = " (ACCEPTED by --accept-drift)" if current.drift_accepted else ""
             parts.append(
-                f"<p>Drift{accepted}: {_e(current.drift_summary or '')}. Bars: distance as a share of its "
-                "threshold (1.0 = the limit; red beyond it).</p>"
+                f"<p>Drift{accepted}: {escape(current.drift_summary or '')}. "
+                "Bars: distance as a share of its threshold (1.0 = the limit; red beyond it).</p>"
                 + bar_chart(
                     "drift",
                     rows,
@@ -334,7 +208,7 @@ def _anomalies_and_drift(current: run_report.RunReport) -> str:
     return "".join(parts)
 
 
-def _newest_span_statistics(current: run_report.RunReport) -> tuple[str, object] | None:
+def _newest_span_statistics(current: run_history.RunReport) -> tuple[str, object] | None:
     from components.drift_gate import drift
     from components.drift_gate import spec as drift_spec
 
@@ -353,7 +227,7 @@ def _newest_span_statistics(current: run_report.RunReport) -> tuple[str, object]
     return None
 
 
-def _statistics(current: run_report.RunReport) -> str:
+def _statistics(current: run_history.RunReport) -> str:
     found = _newest_span_statistics(current)
     if found is None:
         return (
@@ -390,13 +264,14 @@ def _statistics(current: run_report.RunReport) -> str:
         total = common.num_non_missing + common.num_missing
         missing = common.num_missing / total if total else 0.0
         rows.append(
-            f"<tr><td>{_e(name)}</td><td>{_e('number' if feature.HasField('num_stats') else 'string')}</td>"
+            f"<tr><td>{escape(name)}</td>"
+            f"<td>{escape('number' if feature.HasField('num_stats') else 'string')}</td>"
             f"<td>{common.num_non_missing}</td>"
             f"<td class='{'warn' if missing > 0.05 else ''}'>{missing:.1%}</td>"
-            f"<td>{_e(summary)}</td><td>{chart}</td></tr>"
+            f"<td>{escape(summary)}</td><td>{chart}</td></tr>"
         )
     return (
-        f'<section id="statistics"><h2>Data statistics: {_e(label)} '
+        f'<section id="statistics"><h2>Data statistics: {escape(label)} '
         f"({dataset.num_examples} trips, TFDV)</h2>"
         "<table><tr><th>feature</th><th>type</th><th>present</th><th>missing</th><th>summary</th>"
         f"<th>distribution</th></tr>{''.join(rows)}</table></section>"
@@ -437,7 +312,7 @@ def _production(root: Path) -> str:
     """`monitor`'s reports over time: skew, prediction drift, realized against the Evaluator."""
     import json
 
-    from pipeline.ops.monitor import MONITOR_FOLDER
+    from monitoring.report import MONITOR_FOLDER
 
     reports = []
     for path in sorted((root / MONITOR_FOLDER).glob("*.json")):
@@ -460,11 +335,11 @@ def _production(root: Path) -> str:
             realized = version.get("realized") or {}
             evaluator = version.get("evaluator") or {}
             rows.append(
-                f"<tr><td>{_e(report.get('created'))}</td><td>{_e(version['version'])}</td>"
-                f"<td>{version['examples']:,}</td><td>{_e(', '.join(skewed) or 'none')}</td>"
-                f"<td>{_fmt(version.get('prediction_drift'))}</td>"
-                f"<td>{_fmt(realized.get('accuracy'))} / {_fmt(evaluator.get('accuracy'))}</td>"
-                f"<td>{_fmt(realized.get('auc'))} / {_fmt(evaluator.get('auc'))}</td>"
+                f"<tr><td>{escape(report.get('created'))}</td><td>{escape(version['version'])}</td>"
+                f"<td>{version['examples']:,}</td><td>{escape(', '.join(skewed) or 'none')}</td>"
+                f"<td>{fmt(version.get('prediction_drift'))}</td>"
+                f"<td>{fmt(realized.get('accuracy'))} / {fmt(evaluator.get('accuracy'))}</td>"
+                f"<td>{fmt(realized.get('auc'))} / {fmt(evaluator.get('auc'))}</td>"
                 f"<td>{len(findings)}</td></tr>"
             )
             if realized.get("auc") is not None:
@@ -509,10 +384,10 @@ def build_html(metadata_path: str | Path, run_id: str | None = None) -> str:
     ]
     return (
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
-        f"<title>Run {_e(current.run_id)}: taxi big-tipper pipeline</title>"
+        f"<title>Run {escape(current.run_id)}: taxi big-tipper pipeline</title>"
         f"<style>{STYLE}</style></head><body>"
-        f"<h1>Taxi big-tipper pipeline: run {_e(current.run_id)}</h1>"
-        f"<p class='tick'>Generated {generated} from {_e(metadata_path)}</p>"
+        f"<h1>Taxi big-tipper pipeline: run {escape(current.run_id)}</h1>"
+        f"<p class='tick'>Generated {generated} from {escape(metadata_path)}</p>"
         + "".join(sections)
         + f"<pre id='layout'></pre><script>{LAYOUT_SCRIPT}</script></body></html>"
     )

@@ -81,7 +81,7 @@ def _span_property(examples) -> int | None:
 def week_row(week: int, status: int, report, seconds: float) -> WeekRow:
     """Summarise one week's run (its RunReport from ML Metadata) as a row."""
     from pipeline.ops.exit_codes import EXIT_DATA_GATE, EXIT_OK, EXIT_SERVING_GATE
-    from pipeline.ops.history import weakest_slices
+    from pipeline.ops.run_history import weakest_slices
 
     weakest = weakest_slices(report, count=1)
     if report.pushed_new_version:
@@ -175,8 +175,8 @@ def replay(
         ReplayError: for more weeks than spans, or a root that already holds runs.
     """
     from data import embedded
-    from pipeline.ops.history import load_report
     from pipeline.ops.run import run_command
+    from pipeline.ops.run_history import load_report
 
     out = out or sys.stdout
     root = Path(base.root)
@@ -196,8 +196,12 @@ def replay(
     rows = []
     for week in range(1, weeks + 1):
         shutil.copytree(feed / f"span-{week}", weekly / f"span-{week}")  # this week's data arrives
-        steps = (week_train_steps or {}).get(week, base.train_steps)
-        config = dataclasses.replace(base, data_root=weekly, train_steps=steps)
+        if week in (week_train_steps or {}):
+            config = dataclasses.replace(
+                base, data_root=weekly, train_steps=week_train_steps[week], train_steps_from_data=False
+            )
+        else:
+            config = dataclasses.replace(base, data_root=weekly)
         started = time.monotonic()
         with open(logs / f"week-{week}.log", "w") as log:
             with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log), _log_handlers_to(log):

@@ -41,7 +41,7 @@ def run_command(
         explicit_window: the window was asked for on the command line (see
             `local_runner.check_arguments`).
         alert_webhook: where to POST one alert when the run fails, is stopped by a gate, is
-            not blessed or is refused by the serving gate (`pipeline.ops.alerts`); a failed
+            not blessed or is refused by the serving gate (`monitoring.alerts`); a failed
             alert is logged and leaves the exit status as it is.
     """
     from pipeline.ops.lock import RunInProgressError, run_lock
@@ -53,7 +53,7 @@ def run_command(
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BUSY
     if event is not None:
-        from pipeline.ops.alerts import send_alert
+        from monitoring.alerts import send_alert
 
         name, text, fields = event
         delivered = send_alert(
@@ -116,7 +116,7 @@ def _run_locked(
     if failure:
         print(f"\n{failure[1]}", file=sys.stderr)
     print()
-    from pipeline.ops import history
+    from pipeline.ops import run_history as history
 
     run_id, summary = None, None
     try:
@@ -162,8 +162,8 @@ def _alert_event(status: int, failure, summary, run_id, log_path) -> tuple[str, 
 
 def _build_and_run(config: PipelineConfig, verbose: bool, explicit_window: bool) -> tuple[int, str] | None:
     """Build and run the pipeline; (exit status, message) when it stops, None when it completes."""
-    from components.anomaly_gate.executor import DataAnomalyError
     from components.drift_gate.executor import DriftError
+    from components.shared import DataAnomalyError
     from data.embedded import DataError
     from pipeline import local_runner
     from pipeline.config import ConfigError

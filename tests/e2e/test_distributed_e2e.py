@@ -4,7 +4,7 @@ MirroredStrategy over 2 logical CPU devices, two MultiWorkerMirroredStrategy pro
 loopback, and a killed worker resuming from its backup.
 
 A pipeline run (default window) provides the Transform graph and the examples; each training
-runs the project's `run_fn` in its own process (`train_worker.py`), as a Trainer pod would.
+runs the project's `run_fn` in its own process (`instrumented_train_worker.py`), as a Trainer pod would.
 Quality is judged by the serving gate's own replay of the eval split.
 """
 
@@ -23,14 +23,14 @@ import pytest
 
 from pipeline.config import PipelineConfig
 from pipeline.ops.exit_codes import EXIT_OK
-from pipeline.ops.history import load_report
 from pipeline.ops.run import run_command
-from serving import checks
-from serving import requests as serving
+from pipeline.ops.run_history import load_report
+from serving import gate_checks
+from serving.replay_data import load_replay_examples
 
 pytestmark = pytest.mark.e2e
 
-WORKER = Path(__file__).with_name("train_worker.py")
+WORKER = Path(__file__).with_name("instrumented_train_worker.py")
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +47,7 @@ def trained(tmp_path_factory):
         "transform_output": outputs["Transform"]["transform_graph"][0].uri,
         "train_files": [f"{examples}/Split-train/*"],
         "eval_files": [f"{examples}/Split-eval/*"],
-        "eval_examples": serving.load_replay_examples(examples),
+        "eval_examples": load_replay_examples(examples),
         "single_device_auc": report.overall["auc"],
     }
 
@@ -85,7 +85,7 @@ def finish(process: subprocess.Popen, timeout: int = 400) -> tuple[int, str, str
 
 
 def served_auc(trained, model_dir: Path) -> float:
-    verdict = checks.run_checks(str(model_dir), trained["eval_examples"])
+    verdict = gate_checks.run_checks(str(model_dir), trained["eval_examples"])
     assert verdict.blessed, verdict.format()
     return {c.name: c for c in verdict.checks}["metrics"].figures["serving_default"]["auc"]
 

@@ -36,10 +36,10 @@ from webhook_receiver import Receiver, closed_port_url
 
 from data import embedded
 from models import features
+from monitoring.quality import trip_key
 from pipeline.cli import main
 from pipeline.config import PipelineConfig
 from pipeline.ops.exit_codes import EXIT_DATA_GATE, EXIT_FINDINGS, EXIT_OK
-from pipeline.ops.monitor import trip_key
 
 pytestmark = pytest.mark.e2e
 
@@ -270,7 +270,7 @@ def _live(port: int, feature: str, above: bool = False):
 
 
 def test_every_answer_is_logged_with_its_key_in_files_tfdv_reads(world):
-    from serving.prediction_log import read_logs
+    from monitoring.prediction_logs import read_logs
 
     logged = read_logs(world["root"] / "prediction-logs")
     rows = len(pd.read_csv(world["span8"]))
@@ -297,8 +297,9 @@ def test_monitor_finds_no_skew_in_a_real_held_out_week_and_reports_realized_qual
     # The same trips scored offline by the pushed model, with the serving gate's figures.
     import tensorflow as tf
 
-    from serving.checks import accuracy, auc
-    from serving.requests import csv_to_examples, labels_of, resolve_model_dir
+    from serving.gate_checks import accuracy, auc
+    from serving.model_dirs import resolve_model_dir
+    from serving.replay_data import csv_to_examples, labels_of
 
     examples = csv_to_examples(world["span8"])
     served = PipelineConfig(root=world["root"]).serving_dir / str(world["v1"])

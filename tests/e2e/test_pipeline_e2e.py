@@ -30,8 +30,8 @@ from models import features
 from pipeline.cli import main
 from pipeline.config import PipelineConfig
 from pipeline.ops.exit_codes import EXIT_DATA_GATE, EXIT_OK, EXIT_SERVING_GATE, EXIT_USAGE
-from pipeline.ops.history import load_report
 from pipeline.ops.run import run_command
+from pipeline.ops.run_history import load_report
 
 pytestmark = pytest.mark.e2e
 
@@ -282,7 +282,7 @@ def _node(outcome: Outcome, node_id: str):
 
 
 def test_the_batched_evaluator_reports_tfmas_stock_figures(runs, tmp_path):
-    """models/evaluation.py against TFMA's own per-example path, on the same model and rows.
+    """The batched Evaluator (tfma_batched) against TFMA's own per-example path, on the same model and rows.
 
     The cold run's Evaluator output (batched, no baseline) equals a stock TFMA run; and with
     a baseline (the same model: diffs and both models' figures), batched equals stock too.
@@ -295,8 +295,8 @@ def test_the_batched_evaluator_reports_tfmas_stock_figures(runs, tmp_path):
     from tensorflow_metadata.proto.v0 import schema_pb2
     from tfx.utils import io_utils
 
-    from models import evaluation as batched_evaluation
-    from pipeline.pipeline import make_eval_config
+    from pipeline.eval_config import make_eval_config
+    from tfma_batched import harness as batched_evaluation
 
     cold = runs["cold"]
     model = Path(_node(cold, "Trainer").outputs["model"][0].uri) / "Format-Serving"
@@ -419,7 +419,7 @@ def test_raw_signature_refuses_malformed_requests_naming_the_feature(served, mis
 
 def test_request_check_names_a_wrong_dtype_for_the_real_model(served):
     """TensorFlow names a wrongly typed input by position; the request check names the feature."""
-    from serving import requests as serving
+    from serving import request_checks as serving
 
     model, trips = served
     inputs = {k: v.numpy() for k, v in raw_inputs(trips).items()}
@@ -1037,8 +1037,9 @@ def test_the_pushed_edge_model_runs_in_the_edge_runtime_and_meets_the_int8_bars(
     import tensorflow as tf
 
     from models.edge import INT8_OPS, builtin_ops, convert
-    from serving.checks import accuracy, auc
-    from serving.requests import examples_to_raw, labels_of, load_replay_examples, serving_raw_specs
+    from serving.gate_checks import accuracy, auc
+    from serving.replay_data import examples_to_raw, labels_of, load_replay_examples
+    from serving.request_checks import serving_raw_specs
 
     cold = runs["cold"].report
     assert cold.edge_blessed is True and cold.edge_pushed is True, (cold.edge_summary, cold.edge_reason)

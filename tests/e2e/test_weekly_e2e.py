@@ -23,9 +23,9 @@ from data import embedded
 from pipeline.cli import main
 from pipeline.config import PipelineConfig
 from pipeline.ops.exit_codes import EXIT_DATA_GATE, EXIT_OK, EXIT_USAGE
-from pipeline.ops.history import load_report
 from pipeline.ops.replay import replay
 from pipeline.ops.run import run_command
+from pipeline.ops.run_history import load_report
 
 pytestmark = pytest.mark.e2e
 

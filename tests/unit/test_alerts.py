@@ -7,8 +7,8 @@ import time
 
 from webhook_receiver import Receiver, closed_port_url
 
+from monitoring import alerts
 from pipeline.cli.options import add_alert_option, alert_webhook
-from pipeline.ops import alerts
 
 
 def test_an_alert_is_one_post_with_text_and_structured_fields():

@@ -7,7 +7,8 @@ from tensorflow_metadata.proto.v0 import anomalies_pb2
 from tfx.types import artifact_utils, standard_artifacts
 
 from components.anomaly_gate import spec
-from components.anomaly_gate.executor import DataAnomalyError, Executor
+from components.anomaly_gate.executor import Executor
+from components.shared import DataAnomalyError
 
 
 def anomalies_artifact(tmp_path, by_split: dict[str, anomalies_pb2.Anomalies]):

@@ -18,6 +18,7 @@ from components.drift_gate import drift, spec
 from components.drift_gate.executor import DriftError, Executor
 from components.example_gen.driver import SPANS_PROPERTY
 from data import embedded
+from pipeline.config import PipelineConfig
 from schemas import SCHEMA_PATH, load_schema
 
 PATTERN = "span-{SPAN}/*.csv"
@@ -95,6 +96,7 @@ def gate_inputs(tmp_path, data_root, window: str, accept: bool):
         spec.DATA_ROOT_KEY: str(data_root),
         spec.SPAN_PATTERN_KEY: PATTERN,
         spec.ACCEPT_DRIFT_KEY: int(accept),
+        spec.MIN_SPAN_ROWS_KEY: PipelineConfig.min_span_rows,
     }
     return (
         {spec.EXAMPLES_KEY: [examples], spec.SCHEMA_KEY: [schema]},

@@ -24,13 +24,14 @@ from tfx.utils import path_utils
 from components.edge_export import spec
 from components.edge_export.executor import Executor
 from components.serving_gate import spec as serving_gate_spec
+from components.shared import EdgeModel
 from data import embedded
+from data.tfrecords import write_tfrecords
 from models import edge
 from models.signatures import PREDICTION_KEY, RAW_SIGNATURE
 from pipeline.cli import main
 from pipeline.ops.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
-from serving import checks, edge_checks
-from serving import requests as serving
+from serving import edge_gate_checks, gate_verdict, replay_data, request_checks
 
 TRIPS = 600
 # Each fault the edge gate must refuse, and the check that refuses it.
@@ -59,7 +60,7 @@ def workspace(tmp_path_factory):
     return {
         "root": root,
         "csv": csv,
-        "examples": serving.csv_to_examples(csv),
+        "examples": replay_data.csv_to_examples(csv),
         "saved": saved,
         "tflite": tflite,
     }
@@ -70,7 +71,7 @@ def statuses(verdict) -> dict[str, str]:
 
 
 def test_the_correct_model_passes_every_edge_check_and_agrees_with_its_saved_model(workspace):
-    verdict = edge_checks.run_edge_checks(
+    verdict = edge_gate_checks.run_edge_checks(
         workspace["tflite"][None].read_bytes(), workspace["examples"], reference=workspace["saved"][None]
     )
     assert verdict.blessed, verdict.format()
@@ -82,13 +83,13 @@ def test_the_correct_model_passes_every_edge_check_and_agrees_with_its_saved_mod
     assert agreement["edge"]["auc"] == pytest.approx(agreement["saved_model"]["auc"], abs=1e-6)
     assert verdict.format().startswith("Edge gate on the edge model (600 examples): PASSED")
     structure = verdict.checks[0].figures
-    assert structure["raw_inputs"] == sorted(serving.serving_raw_specs())
+    assert structure["raw_inputs"] == sorted(request_checks.serving_raw_specs())
     assert "CUSTOM" not in structure["ops"]
 
 
 @pytest.mark.parametrize("fault", sorted(EDGE_FAULTS))
 def test_each_broken_edge_model_is_refused_for_its_reason(workspace, fault):
-    verdict = edge_checks.run_edge_checks(
+    verdict = edge_gate_checks.run_edge_checks(
         workspace["tflite"][fault].read_bytes(), workspace["examples"], reference=workspace["saved"][fault]
     )
     assert not verdict.blessed
@@ -98,23 +99,24 @@ def test_each_broken_edge_model_is_refused_for_its_reason(workspace, fault):
 
 def test_answers_that_drift_from_the_saved_model_fail_agreement_with_the_figures(workspace):
     good = workspace["tflite"][None].read_bytes()
-    exact = edge_checks.run_edge_checks(good, workspace["examples"], reference=workspace["saved"][None])
+    exact = edge_gate_checks.run_edge_checks(good, workspace["examples"], reference=workspace["saved"][None])
     own = exact.checks[-1]
-    assert own.status == checks.PASS
+    assert own.status == gate_verdict.PASS
     # The SavedModel side, as the serving gate saves it: here shifted by 0.2 on every tenth trip.
-    reference = edge_checks.saved_model_answers(
-        workspace["saved"][None], serving.examples_to_raw(workspace["examples"], serving.serving_raw_specs())
+    reference = edge_gate_checks.saved_model_answers(
+        workspace["saved"][None],
+        replay_data.examples_to_raw(workspace["examples"], request_checks.serving_raw_specs()),
     )
     reference[::10] = np.clip(reference[::10] + 0.2, 0, 1)
-    verdict = edge_checks.run_edge_checks(good, workspace["examples"], reference=reference)
+    verdict = edge_gate_checks.run_edge_checks(good, workspace["examples"], reference=reference)
     agreement = verdict.checks[-1]
-    assert agreement.status == checks.FAIL, agreement.detail
+    assert agreement.status == gate_verdict.FAIL, agreement.detail
     assert agreement.figures["max_abs_difference"] == pytest.approx(0.2, abs=1e-3)
     assert agreement.figures["mean_abs_difference"] == pytest.approx(0.02, abs=2e-3)
     assert "auc" in agreement.detail and "tolerance 0.005" in agreement.detail
     # Without a SavedModel the comparison is skipped, never passed.
-    alone = edge_checks.run_edge_checks(good, workspace["examples"], reference=None)
-    assert alone.checks[-1].status == checks.SKIPPED
+    alone = edge_gate_checks.run_edge_checks(good, workspace["examples"], reference=None)
+    assert alone.checks[-1].status == gate_verdict.SKIPPED
 
 
 class _HashingModel(tf.Module):
@@ -132,7 +134,7 @@ def test_a_model_that_needs_flex_does_not_convert_and_a_flex_flatbuffer_is_refus
     tf.saved_model.save(module, path, signatures={RAW_SIGNATURE: module.serve_raw.get_concrete_function()})
     with pytest.raises(edge.CONVERSION_ERRORS) as raised:
         edge.convert(path, "float32")
-    refusal = edge_checks.conversion_refusal("hashing", TRIPS, raised.value)
+    refusal = edge_gate_checks.conversion_refusal("hashing", TRIPS, raised.value)
     assert not refusal.blessed and refusal.failures[0].name == "builtin_ops"
     assert "does not convert to TFLite with builtin ops only" in refusal.failures[0].detail
     # Converted with Flex anyway, the gate refuses it before replaying anything.
@@ -140,7 +142,7 @@ def test_a_model_that_needs_flex_does_not_convert_and_a_flex_flatbuffer_is_refus
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS, tf.lite.OpsSet.SELECT_TF_OPS]
     flex = converter.convert()
     assert "CUSTOM" in edge.builtin_ops(flex)
-    verdict = edge_checks.run_edge_checks(flex, workspace["examples"])
+    verdict = edge_gate_checks.run_edge_checks(flex, workspace["examples"])
     assert [c.name for c in verdict.checks] == ["builtin_ops"] and not verdict.blessed
     detail = verdict.checks[0].detail
     assert "Flex" in detail or "does not load" in detail, detail
@@ -148,8 +150,8 @@ def test_a_model_that_needs_flex_does_not_convert_and_a_flex_flatbuffer_is_refus
 
 
 def test_garbage_bytes_and_a_model_without_serving_raw_are_refused(workspace, tmp_path):
-    verdict = edge_checks.run_edge_checks(b"not a flatbuffer", workspace["examples"])
-    assert verdict.checks[0].status == checks.FAIL and "does not load" in verdict.checks[0].detail
+    verdict = edge_gate_checks.run_edge_checks(b"not a flatbuffer", workspace["examples"])
+    assert verdict.checks[0].status == gate_verdict.FAIL and "does not load" in verdict.checks[0].detail
 
     class Other(tf.Module):
         @tf.function(input_signature=[tf.TensorSpec([None], tf.float32)])
@@ -158,9 +160,10 @@ def test_garbage_bytes_and_a_model_without_serving_raw_are_refused(workspace, tm
 
     other = Other()
     converter = tf.lite.TFLiteConverter.from_concrete_functions([other.f.get_concrete_function()], other)
-    verdict = edge_checks.run_edge_checks(converter.convert(), workspace["examples"])
+    verdict = edge_gate_checks.run_edge_checks(converter.convert(), workspace["examples"])
     assert (
-        verdict.checks[0].status == checks.FAIL and "no 'serving_raw' signature" in verdict.checks[0].detail
+        verdict.checks[0].status == gate_verdict.FAIL
+        and "no 'serving_raw' signature" in verdict.checks[0].detail
     )
 
 
@@ -268,9 +271,7 @@ def _examples_artifact(workspace, tmp_path):
     for split, part in (("train", records[:400]), ("eval", records[400:])):
         os.makedirs(os.path.join(examples.uri, f"Split-{split}"))
         path = os.path.join(examples.uri, f"Split-{split}", "data_tfrecord-00000-of-00001.gz")
-        with tf.io.TFRecordWriter(path, options="GZIP") as writer:
-            for record in part:
-                writer.write(record)
+        write_tfrecords(path, part)
     return examples
 
 
@@ -283,11 +284,11 @@ def run_export(workspace, tmp_path, fault=None, serving_answers: bool = False, *
         blessing = standard_artifacts.InfraBlessing()
         blessing.uri = str(tmp_path / "serving_blessing")
         os.makedirs(blessing.uri)
-        raw = serving.examples_to_raw(workspace["examples"][400:], serving.serving_raw_specs())
-        answers = edge_checks.saved_model_answers(path_utils.serving_model_dir(model.uri), raw)
+        raw = replay_data.examples_to_raw(workspace["examples"][400:], request_checks.serving_raw_specs())
+        answers = edge_gate_checks.saved_model_answers(path_utils.serving_model_dir(model.uri), raw)
         np.save(os.path.join(blessing.uri, serving_gate_spec.RAW_ANSWERS_FILE_NAME), answers)
         inputs[spec.SERVING_BLESSING_KEY] = [blessing]
-    output = spec.EdgeModel()
+    output = EdgeModel()
     output.uri = str(tmp_path / "edge_model")
     defaults = {
         spec.SPLIT_KEY: "eval",
@@ -316,13 +317,13 @@ def test_executor_writes_the_int8_model_its_verdict_and_metadata(workspace, tmp_
     assert metadata["reference"].endswith(serving_gate_spec.RAW_ANSWERS_FILE_NAME)
     assert metadata["gate"]["examples"] == 200 and metadata["gate"]["max_abs_difference"] < 0.05
     inputs = {i["name"]: i for i in metadata["inputs"]}
-    assert set(inputs) == set(serving.serving_raw_specs())
+    assert set(inputs) == set(request_checks.serving_raw_specs())
     assert inputs["fare"] == {"name": "fare", "dtype": "float32", "shape": [-1], "missing": "NaN"}
     assert inputs["company"]["missing"] == "" and inputs["pickup_community_area"]["missing"] == -1
     assert metadata["output"] == {"name": PREDICTION_KEY, "dtype": "float32", "shape": [-1, 1]}
     # The bytes are those of a model that answers the raw features (N,) -> (N, 1).
     runner = tf.lite.Interpreter(model_content=flatbuffer).get_signature_runner(RAW_SIGNATURE)
-    raw = serving.examples_to_raw(workspace["examples"][:5], serving.serving_raw_specs())
+    raw = replay_data.examples_to_raw(workspace["examples"][:5], request_checks.serving_raw_specs())
     assert runner(**raw)[PREDICTION_KEY].shape == (5, 1)
 
 
@@ -348,7 +349,7 @@ def test_executor_refuses_when_the_tolerances_cannot_be_met(workspace, tmp_path)
 
 def test_a_model_with_nothing_to_quantize_is_refused_by_name(workspace, tmp_path):
     with pytest.raises(ValueError, match="nothing to quantize in int8"):
-        raw = serving.examples_to_raw(workspace["examples"], serving.serving_raw_specs())
+        raw = replay_data.examples_to_raw(workspace["examples"], request_checks.serving_raw_specs())
         edge.convert(workspace["saved"][None], "int8", edge.representative_trips(raw))
 
 

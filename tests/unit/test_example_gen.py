@@ -140,7 +140,7 @@ def test_a_bad_span_stops_before_beam(spans, tmp_path):
     (data / "span-9").mkdir(parents=True)
     lines = (spans / "span-8" / embedded.SPAN_FILE_NAME).read_bytes().splitlines(keepends=True)
     (data / "span-9" / embedded.SPAN_FILE_NAME).write_bytes(lines[0])
-    from components.anomaly_gate.executor import DataAnomalyError
+    from components.shared import DataAnomalyError
 
     with pytest.raises(DataAnomalyError, match="span 9: .* has a header but no rows"):
         run_executor(data, tmp_path / "out", "9")

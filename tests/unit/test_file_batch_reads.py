@@ -13,7 +13,6 @@ import os
 
 import apache_beam as beam
 import pytest
-import tensorflow as tf
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 from google.protobuf import json_format, text_format
@@ -33,7 +32,8 @@ from components.file_batch_reads.tfxio import (
     matching_files,
 )
 from data import embedded
-from serving.requests import csv_to_examples, tfrecord_compression
+from data.tfrecords import tfrecord_compression, write_tfrecords
+from serving.replay_data import csv_to_examples
 
 SCHEMA_FILE = os.path.join(os.path.dirname(__file__), "..", "..", "schemas", "schema.pbtxt")
 RAW = "__raw_record__"
@@ -53,10 +53,7 @@ def record_files(tmp_path_factory):
     parts = [records[:700], records[700:1500], records[1500:]]
     names = ["part-0.gz", "part-1.gz", "part-2.tfrecord"]
     for name, part in zip(names, parts):
-        options = tf.io.TFRecordOptions(compression_type=tfrecord_compression(name))
-        with tf.io.TFRecordWriter(str(root / name), options) as writer:
-            for record in part:
-                writer.write(record)
+        write_tfrecords(root / name, part)  # compressed as tfrecord_compression(name) says
     return root, records
 
 

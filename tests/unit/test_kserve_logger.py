@@ -10,8 +10,9 @@ import urllib.request
 
 import tensorflow as tf
 
-from serving.kserve_logger import REQUEST_TYPE, RESPONSE_TYPE, CloudEventReceiver, make_server
-from serving.prediction_log import PredictionLogger, read_logs
+from monitoring.kserve_logger import REQUEST_TYPE, RESPONSE_TYPE, CloudEventReceiver, make_server
+from monitoring.prediction_logs import read_logs
+from serving.prediction_log import PredictionLogger
 
 
 def post(url: str, event_id: str, event_type: str, body: dict) -> int:

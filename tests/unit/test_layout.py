@@ -1,6 +1,7 @@
 """The layout's import rules: imports run one way, and no project module is in an import cycle.
 
-The order: cli -> ops -> pipeline -> components -> serving -> data -> models -> schemas.
+The order: cli -> ops -> pipeline -> monitoring -> components -> serving -> data -> models -> schemas
+-> tfma_batched (a library: it imports nothing of the project).
 
 Read from the source with `ast` (every import, at module level or inside a function), so a
 lazy import that runs the wrong way fails here as surely as one at the top of a file.
@@ -14,18 +15,20 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-PACKAGES = ("pipeline", "components", "models", "serving", "data", "schemas")
+PACKAGES = ("pipeline", "monitoring", "components", "models", "serving", "data", "schemas", "tfma_batched")
 # Layer of a module, highest first: a module may import its own layer or any lower one.
 LAYERS = (
     "pipeline.__main__",
     "pipeline.cli",
     "pipeline.ops",
     "pipeline",  # config, create_pipeline(), the two runners
+    "monitoring",  # after the push: prediction logs, skew, drift, realized quality, alerts
     "components",
     "serving",
     "data",
     "models",
     "schemas",
+    "tfma_batched",  # a TFMA extension: imports nothing of the project
 )
 
 
@@ -79,7 +82,20 @@ def test_every_layer_has_modules(graph):
     for prefix in LAYERS:
         assert any(layer(m) == LAYERS.index(prefix) for m in graph), f"no module in {prefix}"
     # The graph is not vacuous: the DAG definition imports components, models and serving code.
-    assert {"components.serving_gate.component", "models.signatures"} <= graph["pipeline.pipeline"]
+    assert {"components.serving_gate.component", "models.trainer"} <= graph["pipeline.pipeline"]
+    assert "models.signatures" in graph["pipeline.eval_config"]
+    # Shared component pieces live in components.shared, not in another component's executor.
+    assert "components.shared" in graph["components.example_gen.executor"]
+    assert "components.shared" in graph["components.edge_export.executor"]
+    assert not any(
+        target.startswith("components.")
+        and target.endswith(".executor")
+        and target.rsplit(".", 1)[0] != module.rsplit(".", 1)[0]
+        for module, targets in graph.items()
+        if module.startswith("components.")
+        for target in targets
+    ), "a component imports another component's executor"
+    assert {"tfma_batched.model_wrapper", "tfma_batched.slicing"} <= graph["models.evaluator"]
 
 
 def test_imports_run_one_way(graph):
@@ -127,10 +143,10 @@ def test_the_cycle_finder_finds_cycles():
 def test_the_layer_rule_catches_an_upward_import(tmp_path):
     module = tmp_path / "models" / "bad.py"
     module.parent.mkdir()
-    module.write_text("from pipeline.ops import history\n\ndef f():\n    from serving import server\n")
-    known = {"pipeline.ops.history", "serving.server", "models.bad"}
+    module.write_text("from pipeline.ops import run_history\n\ndef f():\n    from serving import server\n")
+    known = {"pipeline.ops.run_history", "serving.server", "models.bad"}
     found = imports_of(module, "models.bad", known)
-    assert found == {"pipeline.ops.history", "serving.server"}
+    assert found == {"pipeline.ops.run_history", "serving.server"}
     assert all(layer(target) < layer("models.bad") for target in found)
 
 
@@ -139,7 +155,9 @@ def test_pipeline_top_level_holds_only_the_dag_config_and_runners():
     assert top == [
         "__init__.py",
         "__main__.py",
+        "code_version.py",  # the local runner's code fingerprint
         "config.py",
+        "eval_config.py",  # the Evaluator's TFMA config (metrics, slices, thresholds)
         "kubeflow_runner.py",
         "local_runner.py",
         "pipeline.py",

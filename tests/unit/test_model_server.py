@@ -17,7 +17,8 @@ from model_zoo import BATCH_FAULTS, save_zoo_model
 
 from serving import probe, versions
 from serving import server as model_server
-from serving.server import BadRequest, VersionWatcher, predict
+from serving.server import VersionWatcher, predict
+from serving.tf_serving_rest import BadRequest, raw_features
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +113,7 @@ def test_row_and_columnar_formats_answer_like_the_signature(zoo, tmp_path):
         "outputs": answer["predictions"]
     }
     tensors = model_server.check_raw_request(
-        loaded.raw_specs, model_server.raw_features("columnar", columns, loaded.raw_specs)[0]
+        loaded.raw_specs, raw_features("columnar", columns, loaded.raw_specs)[0]
     )
     expected = loaded.raw_fn(**tensors)["probabilities"].numpy()
     np.testing.assert_allclose(np.array(answer["predictions"]), expected)
@@ -160,7 +161,7 @@ def test_a_model_answering_the_wrong_shape_is_an_error_not_an_answer(zoo, tmp_pa
 
 
 def test_run_summary_says_when_a_rollback_pin_keeps_the_new_push_from_serving(tmp_path):
-    from pipeline.ops.history import NodeRun, RunReport, format_report
+    from pipeline.ops.run_history import NodeRun, RunReport, format_report
 
     base = tmp_path / "big_tipper"
     for version in (5, 6):

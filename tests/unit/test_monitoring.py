@@ -15,13 +15,13 @@ import pytest
 import yaml
 
 from data import embedded
+from monitoring import drift, quality, skew
+from monitoring.report import MonitorError
 from pipeline.cli import main
 from pipeline.cli.monitoring import parse_since
-from pipeline.ops import monitor as monitoring
 from pipeline.ops.exit_codes import EXIT_OK, EXIT_USAGE
 from schemas import load_schema
-from serving import skew
-from serving.requests import csv_to_examples
+from serving.replay_data import csv_to_examples
 
 RULES = Path(__file__).resolve().parents[2] / "kubeflow" / "prometheus-rules.yml"
 
@@ -76,11 +76,13 @@ def test_fares_in_cents_and_upper_cased_companies_cross_their_thresholds(spans, 
 def test_prediction_drift_is_a_jensen_shannon_divergence_over_ten_bins():
     rng = np.random.default_rng(0)
     same = rng.uniform(0, 1, 5000)
-    assert skew.prediction_drift(same, same) == 0.0
-    assert skew.prediction_drift(rng.uniform(0, 0.1, 1000), rng.uniform(0.9, 1.0, 1000)) == pytest.approx(1.0)
+    assert drift.prediction_drift(same, same) == 0.0
+    assert drift.prediction_drift(rng.uniform(0, 0.1, 1000), rng.uniform(0.9, 1.0, 1000)) == pytest.approx(
+        1.0
+    )
     assert (
-        skew.prediction_drift(rng.uniform(0, 1, 2000), rng.uniform(0, 1, 2000))
-        < skew.PREDICTION_DRIFT_THRESHOLD
+        drift.prediction_drift(rng.uniform(0, 1, 2000), rng.uniform(0, 1, 2000))
+        < drift.PREDICTION_DRIFT_THRESHOLD
     )
 
 
@@ -108,20 +110,18 @@ def test_the_live_window_exports_distances_and_the_mean_against_the_versions_ref
 def test_labels_come_keyed_by_trip_id_or_by_span_file_and_line(tmp_path):
     keyed = tmp_path / "outcomes.csv"
     keyed.write_text("trip_id,tips,fare\nA-1,2.5,10.0\nA-2,0,\n")
-    assert monitoring.load_labels(keyed) == {"A-1": (2.5, 10.0), "A-2": (0.0, None)}
+    assert quality.load_labels(keyed) == {"A-1": (2.5, 10.0), "A-2": (0.0, None)}
     span = tmp_path / "span-9"
     span.mkdir()
     (span / "data.csv").write_text("fare,tips,company\n10.0,3.0,Flash\n5.0,0.0,\n")
-    labels = monitoring.load_labels(span)
+    labels = quality.load_labels(span)
     assert labels == {"span-9/data.csv:2": (3.0, 10.0), "span-9/data.csv:3": (0.0, 5.0)}
-    assert monitoring.trip_key(span / "data.csv", 2) == "span-9/data.csv:2"
+    assert quality.trip_key(span / "data.csv", 2) == "span-9/data.csv:2"
     (tmp_path / "bad.csv").write_text("trip_id,fare\n1,2\n")
-    with pytest.raises(
-        monitoring.MonitorError, match=r"bad.csv: no 'tips' column \(columns: \['trip_id', 'fare'\]\)"
-    ):
-        monitoring.load_labels(tmp_path / "bad.csv")
-    with pytest.raises(monitoring.MonitorError, match="no CSV file there"):
-        monitoring.load_labels(tmp_path / "nowhere")
+    with pytest.raises(MonitorError, match=r"bad.csv: no 'tips' column \(columns: \['trip_id', 'fare'\]\)"):
+        quality.load_labels(tmp_path / "bad.csv")
+    with pytest.raises(MonitorError, match="no CSV file there"):
+        quality.load_labels(tmp_path / "nowhere")
 
 
 def test_since_is_iso_8601_and_a_bad_value_is_named():

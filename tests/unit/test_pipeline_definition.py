@@ -4,10 +4,11 @@ import pytest
 import tensorflow_model_analysis as tfma
 from conftest import PIPELINE_NODE_IDS
 
-from models.version import code_fingerprint
 from pipeline import local_runner
+from pipeline.code_version import code_fingerprint
 from pipeline.config import PipelineConfig
-from pipeline.pipeline import CODE_VERSION_KEY, make_eval_config
+from pipeline.eval_config import make_eval_config
+from pipeline.pipeline import CODE_VERSION_KEY
 
 EXPECTED_ORDER = list(PIPELINE_NODE_IDS)
 
@@ -52,16 +53,34 @@ def test_thresholds_apply_to_the_overall_slice_only():
     names = {m.class_name for m in config.metrics_specs[0].metrics}
     stock = {"ExampleCount", "BinaryAccuracy", "AUC", "Precision", "Recall", "Calibration"}
     assert {"Batched" + name for name in stock} <= names
-    # The batched classes come from the Evaluator's module and keep TFMA's metric names.
+    # The batched classes come from tfma_batched.metrics and keep TFMA's metric names.
     from tensorflow_model_analysis.metrics import metric_specs
 
-    from models import evaluation
+    from tfma_batched import metrics as batched_metrics
 
     instance = metric_specs.metric_instance(auc)
-    assert isinstance(instance, evaluation.BatchedAUC) and instance.name == "auc"
-    assert {m.module for m in config.metrics_specs[0].metrics} == {"models.evaluation"}
+    assert isinstance(instance, batched_metrics.BatchedAUC) and instance.name == "auc"
+    assert {m.module for m in config.metrics_specs[0].metrics} == {"tfma_batched.metrics"}
     stock_config = make_eval_config(auc_threshold=0.93, regression_tolerance=0.02, batched=False)
     assert stock <= {m.class_name for m in stock_config.metrics_specs[0].metrics}
+
+
+def test_calibration_bounds_gate_the_overall_slice():
+    (calibration,) = (
+        m
+        for m in make_eval_config(0.9, 0.01, calibration_tolerance=0.1).metrics_specs[0].metrics
+        if m.class_name == "BatchedCalibration"
+    )
+    (per_slice,) = calibration.per_slice_thresholds
+    assert list(per_slice.slicing_specs) == [tfma.SlicingSpec()]
+    bounds = per_slice.threshold.value_threshold
+    assert (bounds.lower_bound.value, bounds.upper_bound.value) == pytest.approx((0.9, 1.1))
+    (unbounded,) = (
+        m
+        for m in make_eval_config(0.9, 0.01).metrics_specs[0].metrics
+        if m.class_name == "BatchedCalibration"
+    )
+    assert not unbounded.per_slice_thresholds
 
 
 def test_code_fingerprint_follows_the_source(tmp_path):
@@ -126,7 +145,7 @@ def test_every_stage_runs_in_one_process_and_the_evaluator_batched(tmp_path):
     """One Beam process for every stage at every size.
 
     The batched Evaluator is faster in one process than TFMA's stock path was on two
-    (README, "At real volume"), so the Evaluator carries the pipeline's Beam options and
+    (benchmarks/README.md), so the Evaluator carries the pipeline's Beam options and
     nothing of its own.
     """
     from pipeline import local_runner
@@ -139,4 +158,4 @@ def test_every_stage_runs_in_one_process_and_the_evaluator_batched(tmp_path):
         built["Transform"].executor_spec.beam_pipeline_args
     )
     assert "--direct_num_workers=1" in evaluator.executor_spec.beam_pipeline_args
-    assert evaluator.exec_properties["module_path"] == "models.evaluation"
+    assert evaluator.exec_properties["module_path"] == "models.evaluator"

@@ -1,4 +1,8 @@
-"""The prediction log: what is written, in a format TFDV reads, sampled, rotated, capped, never blocking."""
+"""The prediction log's writer: written in a format TFDV reads, sampled, rotated, capped, never blocking.
+
+Read back through `monitoring.prediction_logs.read_logs`, as `monitor` reads it; the reader's own
+cases are in test_prediction_log_reading.py, the record framing's in test_tfrecords.py.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +14,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from monitoring.prediction_logs import read_logs
 from serving import prediction_log as plog
-from serving.prediction_log import PredictionLogger, read_logs, read_records
+from serving.prediction_log import PredictionLogger
 
 
 def raw_item(count: int, version: int = 7, keys=None, fare=12.5) -> dict:
@@ -121,18 +126,6 @@ def test_files_rotate_by_size_and_the_folder_is_capped(tmp_path):
     assert removed == [old] and not old.exists()
 
 
-def test_an_open_files_torn_tail_is_left_out_and_corruption_is_named(tmp_path):
-    path = tmp_path / "predictions-x.tfrecord.partial"
-    records = [b"one", b"two" * 100]
-    path.write_bytes(b"".join(plog.frame_record(r) for r in records) + plog.frame_record(b"three")[:9])
-    assert list(read_records(path)) == records
-    data = bytearray(path.read_bytes())
-    data[14] ^= 0xFF  # inside the first record's data
-    path.write_bytes(bytes(data))
-    with pytest.raises(ValueError, match=r"corrupt record data at byte 0"):
-        list(read_records(path))
-
-
 def test_a_full_disk_drops_records_never_the_request(tmp_path, monkeypatch):
     def open_full_disk(self):
         self._path = tmp_path / "full.tfrecord.partial"
@@ -169,36 +162,3 @@ def test_a_slow_writer_drops_records_and_never_blocks_the_request(tmp_path, monk
     dropped = counter(plog.DROPPED, reason="queue_full") - before
     assert dropped >= 3 * 17  # at most 1 in the writer's hands and 2 queued
     assert len(read_logs(tmp_path)) == 60 - dropped
-
-
-def test_read_logs_filters_by_time(tmp_path):
-    logger = PredictionLogger(tmp_path)
-    logger.submit(raw_item(2))
-    time.sleep(0.05)
-    middle = time.time_ns() // 1000
-    time.sleep(0.05)
-    logger.submit(raw_item(3, version=9))
-    logger.close()
-    assert len(read_logs(tmp_path)) == 5
-    later = read_logs(tmp_path, since_us=middle)
-    assert len(later) == 3 and set(later.versions.tolist()) == {9}
-
-
-def test_a_file_closed_or_removed_while_monitor_reads_is_read_once_or_skipped(tmp_path, monkeypatch):
-    """The server rotates and caps files while `monitor` reads: no file lost, none read twice."""
-    logger = PredictionLogger(tmp_path)
-    logger.submit(raw_item(4))
-    logger.close()
-    (closed,) = tmp_path.glob("*.tfrecord")
-    # Listed while still open, closed (renamed) before it is read.
-    listed_open = closed.with_name(closed.name.removesuffix(plog.SUFFIX) + plog.OPEN_SUFFIX)
-    monkeypatch.setattr(plog, "log_files", lambda folder: [listed_open])
-    assert len(read_logs(tmp_path)) == 4
-    monkeypatch.undo()
-    # Seen open and closed by the two listings: kept once.
-    listed_open.write_bytes(closed.read_bytes())
-    assert plog.log_files(tmp_path) == [closed] and len(read_logs(tmp_path)) == 4
-    # Removed by the cap after it was listed: skipped, not an error.
-    listed_open.unlink()
-    monkeypatch.setattr(plog, "log_files", lambda folder: [closed, tmp_path / "predictions-gone.tfrecord"])
-    assert len(read_logs(tmp_path)) == 4

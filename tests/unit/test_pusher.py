@@ -7,6 +7,7 @@ import pytest
 from tfx.types import standard_artifacts
 
 from components.pusher.executor import Executor, atomic_copy_tree, existing_versions, next_version
+from components.shared import EdgeModel
 
 PUSH_DESTINATION = '{"filesystem": {"base_directory": "%s"}}'
 
@@ -75,9 +76,7 @@ def test_unblessed_model_is_not_pushed(tmp_path):
 
 
 def edge_model(tmp_path, blessed: bool, flatbuffer: bytes = b"TFL3-bytes", recorded_bytes=None):
-    from components.edge_export import spec as edge_spec
-
-    artifact = edge_spec.EdgeModel()
+    artifact = EdgeModel()
     artifact.uri = str(tmp_path / "edge_model")
     os.makedirs(artifact.uri)
     (tmp_path / "edge_model" / "model.tflite").write_bytes(flatbuffer)

@@ -62,10 +62,56 @@ def test_entries_are_replaced_per_root_and_other_lines_kept(tmp_path):
 def test_the_entry_runs_the_pipeline_on_the_root_with_a_log(tmp_path):
     text = schedule.entry(tmp_path, "0 3 * * 1", ["--data-root", "/feed"])
     line = text.splitlines()[1]
-    assert line.startswith("0 3 * * 1 cd ")
+    # The log folder first (the shell opens `>> log` before the run), then the project folder.
+    assert line.startswith(f"0 3 * * 1 mkdir -p {tmp_path / 'logs'} && cd {schedule.PROJECT_DIR} && ")
     assert f"-m pipeline run --root {tmp_path} --data-root /feed" in line
     assert line.endswith(f">> {tmp_path / 'logs' / 'weekly.log'} 2>&1")
     assert sys.executable in line
+
+
+def test_the_line_changes_into_the_folder_that_holds_the_pipeline_package():
+    # `python -m pipeline` from any other folder named like a package of ours runs the wrong
+    # module: from <project>/pipeline it ran pipeline/pipeline.py and exited 0 doing nothing.
+    assert (schedule.PROJECT_DIR / "pipeline" / "__main__.py").is_file()
+    assert (schedule.PROJECT_DIR / "setup.py").is_file()
+    assert not (schedule.PROJECT_DIR / "pipeline" / "pipeline" / "__main__.py").exists()
+
+
+def test_run_check_is_a_preflight_that_writes_nothing(tmp_path):
+    root = tmp_path / "fresh"
+    status, out, err = cli("run", "--check", "--root", str(root))
+    assert status == EXIT_OK, err
+    assert out.startswith(f"Pre-flight OK: root {root} writable; data the embedded sample (")
+    assert "spans 1-8; this run would use spans 5-8" in out
+    assert not root.exists()
+    status, _, err = cli("run", "--check", "--root", str(root), "--window", "9")
+    assert status == EXIT_USAGE and "--window 9 is larger than the 8 spans there are" in err
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    status, _, err = cli("run", "--check", "--root", str(blocker / "root"))
+    assert status == EXIT_USAGE and f"--root {blocker / 'root'}: {blocker} is not a folder" in err
+    status, _, err = cli("run", "--check", "--data-root", str(tmp_path / "none"), "--root", str(root))
+    assert status == EXIT_USAGE and f"--data-root {tmp_path / 'none'}: no such folder" in err
+
+
+def test_schedule_refuses_a_line_whose_preflight_fails_under_cron(tmp_path):
+    # The pre-flight runs the scheduled command itself, in cron's environment, before the
+    # crontab is touched: a crontab command that does not exist is never reached.
+    status, out, err = cli(
+        "schedule",
+        "--root",
+        str(tmp_path / "root"),
+        "--data-root",
+        str(tmp_path / "no-feed"),
+        "--crontab",
+        str(tmp_path / "no-crontab"),
+    )
+    assert status == EXIT_USAGE and out == ""
+    lines = err.strip().splitlines()
+    assert lines == [
+        "error: not scheduled: the scheduled line fails under cron (exit 2): "
+        f"--data-root {tmp_path / 'no-feed'}: no such folder"
+    ]
 
 
 def test_print_shows_the_entry_and_changes_nothing(tmp_path):

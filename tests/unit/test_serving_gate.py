@@ -25,11 +25,11 @@ from tfx.utils import path_utils
 from components.serving_gate import spec
 from components.serving_gate.executor import Executor
 from data import embedded
+from data.tfrecords import write_tfrecords
 from models import features
 from pipeline.cli import main
 from pipeline.ops.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
-from serving import checks
-from serving import requests as serving
+from serving import gate_checks, replay_data, request_checks, signature_replay
 
 TRIPS = 600
 
@@ -44,7 +44,7 @@ def workspace(tmp_path_factory):
     models = {
         fault: save_zoo_model(str(root / "models" / (fault or "good")), fault) for fault in [None, *FAULTS]
     }
-    return {"root": root, "csv": csv, "examples": serving.csv_to_examples(csv), "models": models}
+    return {"root": root, "csv": csv, "examples": replay_data.csv_to_examples(csv), "models": models}
 
 
 def served_figures(workspace) -> dict[str, float]:
@@ -52,18 +52,18 @@ def served_figures(workspace) -> dict[str, float]:
     model = tf.saved_model.load(workspace["models"][None])
     scores = model.signatures["serving_default"](examples=tf.constant(workspace["examples"]))
     scores = scores["probabilities"].numpy()[:, 0]
-    labels = serving.labels_of(workspace["examples"])
-    return {"binary_accuracy": checks.accuracy(labels, scores), "auc": checks.auc(labels, scores)}
+    labels = replay_data.labels_of(workspace["examples"])
+    return {"binary_accuracy": gate_checks.accuracy(labels, scores), "auc": gate_checks.auc(labels, scores)}
 
 
 def test_the_correct_model_passes_every_check(workspace):
     figures = served_figures(workspace)
-    verdict = checks.run_checks(workspace["models"][None], workspace["examples"], figures)
+    verdict = gate_checks.run_checks(workspace["models"][None], workspace["examples"], figures)
     assert verdict.blessed, verdict.format()
     assert [c.status for c in verdict.checks] == ["pass"] * 7
     by_name = {c.name: c for c in verdict.checks}
-    assert by_name["parity"].figures["max_abs_difference"] <= checks.DEFAULT_PARITY_TOLERANCE
-    assert by_name["batch_invariance"].figures["max_abs_difference"] <= checks.DEFAULT_BATCH_TOLERANCE
+    assert by_name["parity"].figures["max_abs_difference"] <= gate_checks.DEFAULT_PARITY_TOLERANCE
+    assert by_name["batch_invariance"].figures["max_abs_difference"] <= gate_checks.DEFAULT_BATCH_TOLERANCE
     assert by_name["batch_invariance"].figures["batchings"] == ["1", "2", "7", "64", "1024 shuffled"]
     assert by_name["metrics"].figures["serving_raw"]["auc"] == pytest.approx(figures["auc"], abs=1e-6)
     # The fixed score is a real classifier on these trips, not a coin.
@@ -72,7 +72,7 @@ def test_the_correct_model_passes_every_check(workspace):
 
 @pytest.mark.parametrize("fault", sorted(FAULTS))
 def test_each_broken_model_is_refused_for_its_reason(workspace, fault):
-    verdict = checks.run_checks(workspace["models"][fault], workspace["examples"])
+    verdict = gate_checks.run_checks(workspace["models"][fault], workspace["examples"])
     assert not verdict.blessed
     failed = [c.name for c in verdict.failures]
     assert FAULTS[fault] in failed, verdict.format()
@@ -81,7 +81,7 @@ def test_each_broken_model_is_refused_for_its_reason(workspace, fault):
 @pytest.mark.parametrize("fault", BATCH_FAULTS)
 def test_batch_dependence_fails_only_batch_invariance(workspace, fault):
     """Right shape, finite, varied, the same through both signatures: only the batching differs."""
-    verdict = checks.run_checks(workspace["models"][fault], workspace["examples"])
+    verdict = gate_checks.run_checks(workspace["models"][fault], workspace["examples"])
     assert [c.name for c in verdict.failures] == ["batch_invariance"], verdict.format()
     check = verdict.failures[0]
     assert "depends on the rest of its batch" in check.detail
@@ -89,7 +89,7 @@ def test_batch_dependence_fails_only_batch_invariance(workspace, fault):
     assert "batchings that disagree: 1" in check.detail  # alone disagrees with every fault here
     for name in ("serving_default", "serving_raw"):
         worst = max(f["max_abs_difference"] for f in check.figures[name].values())
-        assert worst > 100 * checks.DEFAULT_BATCH_TOLERANCE
+        assert worst > 100 * gate_checks.DEFAULT_BATCH_TOLERANCE
 
 
 def test_batch_blending_is_invisible_to_a_batch_of_one(workspace):
@@ -107,7 +107,7 @@ def test_batch_blending_is_invisible_to_a_batch_of_one(workspace):
 
 def test_broadcasting_hidden_behind_an_n_by_1_answer_is_caught_as_skew(workspace):
     """The insidious case: (N, N) averaged back to (N, 1) has the right shape and wrong values."""
-    verdict = checks.run_checks(workspace["models"]["broadcast_raw"], workspace["examples"])
+    verdict = gate_checks.run_checks(workspace["models"]["broadcast_raw"], workspace["examples"])
     by_name = {c.name: c for c in verdict.checks}
     assert by_name["output_shape"].status == "pass"
     assert by_name["parity"].status == "fail"
@@ -116,16 +116,16 @@ def test_broadcasting_hidden_behind_an_n_by_1_answer_is_caught_as_skew(workspace
 
 
 def test_shape_failures_say_what_came_back(workspace):
-    square = checks.run_checks(workspace["models"]["square_output"], workspace["examples"])
+    square = gate_checks.run_checks(workspace["models"]["square_output"], workspace["examples"])
     detail = {c.name: c.detail for c in square.checks}["output_shape"]
     assert f"returned shape ({TRIPS}, {TRIPS}) for {TRIPS} examples, expected ({TRIPS}, 1)" in detail
     assert "only broadcasting" in detail
-    flat = checks.run_checks(workspace["models"]["flat_output"], workspace["examples"])
+    flat = gate_checks.run_checks(workspace["models"]["flat_output"], workspace["examples"])
     assert f"returned shape ({TRIPS},)" in {c.name: c.detail for c in flat.checks}["output_shape"]
 
 
 def test_nan_count_is_reported(workspace):
-    verdict = checks.run_checks(workspace["models"]["nan"], workspace["examples"])
+    verdict = gate_checks.run_checks(workspace["models"]["nan"], workspace["examples"])
     finite = {c.name: c for c in verdict.checks}["finite"]
     short_trips = int((pd.read_csv(workspace["csv"])["trip_miles"] < 1).sum())
     assert short_trips > 0
@@ -135,10 +135,12 @@ def test_nan_count_is_reported(workspace):
 def test_metrics_that_disagree_with_the_evaluator_are_refused(workspace):
     figures = served_figures(workspace)
     off = dict(figures, auc=figures["auc"] + 0.02)
-    verdict = checks.run_checks(workspace["models"][None], workspace["examples"], off)
+    verdict = gate_checks.run_checks(workspace["models"][None], workspace["examples"], off)
     assert [c.name for c in verdict.failures] == ["metrics"]
     assert "tolerance 0.005" in verdict.failures[0].detail
-    loose = checks.run_checks(workspace["models"][None], workspace["examples"], off, metric_tolerance=0.03)
+    loose = gate_checks.run_checks(
+        workspace["models"][None], workspace["examples"], off, metric_tolerance=0.03
+    )
     assert loose.blessed
 
 
@@ -146,9 +148,9 @@ def test_exact_auc_and_accuracy():
     labels = np.array([0, 0, 1, 1, 1])
     scores = np.array([0.1, 0.6, 0.6, 0.9, 0.4])
     # Pairs (pos, neg): 0.6>0.1, 0.6=0.6 (half), 0.9>both, 0.4>0.1 but <0.6 -> (1 + .5 + 2 + 1) / 6
-    assert checks.auc(labels, scores) == pytest.approx(4.5 / 6)
-    assert checks.accuracy(labels, scores) == pytest.approx(3 / 5)
-    assert math.isnan(checks.auc(np.ones(3), np.array([0.1, 0.2, 0.3])))
+    assert gate_checks.auc(labels, scores) == pytest.approx(4.5 / 6)
+    assert gate_checks.accuracy(labels, scores) == pytest.approx(3 / 5)
+    assert math.isnan(gate_checks.auc(np.ones(3), np.array([0.1, 0.2, 0.3])))
 
 
 def write_tfma_metrics(folder, figures: dict[str, float]) -> None:
@@ -159,8 +161,7 @@ def write_tfma_metrics(folder, figures: dict[str, float]) -> None:
         item.key.name = name
         item.value.double_value.value = value
     os.makedirs(folder, exist_ok=True)
-    with tf.io.TFRecordWriter(os.path.join(folder, "metrics-00000-of-00001.tfrecord")) as writer:
-        writer.write(proto.SerializeToString())
+    write_tfrecords(os.path.join(folder, "metrics-00000-of-00001.tfrecord"), [proto.SerializeToString()])
 
 
 def gate_artifacts(workspace, tmp_path, fault, figures):
@@ -173,9 +174,7 @@ def gate_artifacts(workspace, tmp_path, fault, figures):
     for split in ("train", "eval"):
         os.makedirs(os.path.join(examples.uri, f"Split-{split}"))
     path = os.path.join(examples.uri, "Split-eval", "data_tfrecord-00000-of-00001.gz")
-    with tf.io.TFRecordWriter(path, options="GZIP") as writer:
-        for record in workspace["examples"]:
-            writer.write(record)
+    write_tfrecords(path, workspace["examples"])
     evaluation = standard_artifacts.ModelEvaluation()
     evaluation.uri = str(tmp_path / "evaluation")
     write_tfma_metrics(evaluation.uri, figures)
@@ -267,14 +266,16 @@ def test_csv_replay_keeps_blank_cells_absent_and_names_bad_values(workspace, tmp
     bad = tmp_path / "bad.csv"
     frame.to_csv(bad, index=False)
     with pytest.raises(
-        serving.ReplayDataError, match="line 5, column 'trip_start_hour': 'noon' is not a valid int"
+        replay_data.ReplayDataError, match="line 5, column 'trip_start_hour': 'noon' is not a valid int"
     ):
-        serving.csv_to_examples(bad)
+        replay_data.csv_to_examples(bad)
 
 
 def test_examples_to_raw_uses_the_missing_markers(workspace):
-    specs = serving.raw_input_specs(tf.saved_model.load(workspace["models"][None]).signatures["serving_raw"])
-    raw = serving.examples_to_raw(workspace["examples"], specs)
+    specs = request_checks.raw_input_specs(
+        tf.saved_model.load(workspace["models"][None]).signatures["serving_raw"]
+    )
+    raw = replay_data.examples_to_raw(workspace["examples"], specs)
     frame = pd.read_csv(workspace["csv"], dtype=str, keep_default_na=False)
     blank_tract = (frame["dropoff_census_tract"] == "").to_numpy()
     assert blank_tract.any()
@@ -288,16 +289,16 @@ def test_examples_to_raw_uses_the_missing_markers(workspace):
 
 
 def test_batch_plans_cover_every_example_and_stay_bounded_at_volume():
-    plans = checks.batch_plans(500_000, 1024)
+    plans = signature_replay.batch_plans(500_000, 1024)
     calls = {plan: len(batches) for plan, batches in plans.items()}
     assert calls == {"1": 64, "2": 32, "7": 10, "64": 64, "1024 shuffled": 489}
     shuffled = np.concatenate(plans["1024 shuffled"])
     assert sorted(shuffled) == list(range(500_000)) and (shuffled[:100] != np.arange(100)).any()
     assert np.array_equal(np.concatenate(plans["64"]), np.arange(4096))
     # At volume the batch grows so that a pass is at most 64 calls; below 65,537 it stays 1,024.
-    sizes = {n: checks.replay_batch_size(n) for n in (600, 65_536, 65_537, 500_000, 10**7)}
+    sizes = {n: signature_replay.replay_batch_size(n) for n in (600, 65_536, 65_537, 500_000, 10**7)}
     assert sizes == {600: 1024, 65_536: 1024, 65_537: 1025, 500_000: 7813, 10**7: 16_384}
-    volume = checks.batch_plans(500_000, sizes[500_000])
+    volume = signature_replay.batch_plans(500_000, sizes[500_000])
     assert len(volume["7813 shuffled"]) == 64 and sum(map(len, volume["7813 shuffled"])) == 500_000
-    small = checks.batch_plans(600, 1024)
+    small = signature_replay.batch_plans(600, 1024)
     assert np.array_equal(np.concatenate(small["64"]), np.arange(600))  # everything when small

@@ -12,11 +12,11 @@ import shutil
 import pandas as pd
 import pytest
 
-from components.anomaly_gate.executor import DataAnomalyError
 from components.example_gen import driver
 from components.example_gen.executor import check_window
+from components.shared import DataAnomalyError
 from data import embedded
-from data.checks import SpanDataError, check_span, check_span_file
+from data.span_checks import SpanDataError, check_span, check_span_file
 
 
 @pytest.fixture(scope="module")

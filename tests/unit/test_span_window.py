@@ -67,7 +67,7 @@ def test_every_column_gets_its_type_from_features_and_unknown_ones_are_refused(t
     import pytest
 
     from components.example_gen.executor import arrow_column_types
-    from data.checks import SpanDataError, check_span_file
+    from data.span_checks import SpanDataError, check_span_file
     from models import features
 
     types = arrow_column_types()
