@@ -51,6 +51,9 @@ DEFAULT_SHUFFLE_BUFFER = 20_000
 # scalar tensor of its own once unbatched).
 SHUFFLE_BUFFER_BYTES = 256 * 2**20
 SHUFFLE_BYTES_PER_FEATURE = 256
+# Memory the cache of transformed batches may take, and what a value costs there.
+CACHE_BYTES = 2**30
+CACHED_BYTES_PER_FEATURE = 8
 # Fixed seed for weights, dropout and shuffling: a re-run on the same data trains the same model.
 SEED = 42
 
@@ -63,12 +66,19 @@ class TrainingPlan(NamedTuple):
         examples: the training split's size, estimated from its files (`estimate_records`).
         stride: read every example (1), or one in `stride` of them, drawn at random across the
             whole split in a single pass (a uniform sample of every span and every file).
-        shuffle_buffer: examples the shuffle holds (bounded by `SHUFFLE_BUFFER_BYTES`).
+        cache: keep what one pass reads (the split, or the sample) in memory, transformed, for
+            the passes after it (bounded by `CACHE_BYTES`).
+        batch_shuffle_buffer: parse batches shuffled before they are unbatched: every batch of
+            the cache, so each pass visits the window in a new order (a time-ordered file read
+            in order would otherwise end every pass on the same few trips).
+        shuffle_buffer: examples the shuffle after unbatching holds (`SHUFFLE_BUFFER_BYTES`).
     """
 
     steps: int
     examples: int
     stride: int
+    cache: bool
+    batch_shuffle_buffer: int
     shuffle_buffer: int
 
 
@@ -112,9 +122,23 @@ def plan_training(
     # ceil: a sample no larger than the steps need; `run_fn` repeats the input, so the last
     # steps draw afresh from a second pass rather than stop short.
     stride = math.ceil(examples / wanted) if examples > wanted else 1
-    per_example = feature_count * SHUFFLE_BYTES_PER_FEATURE
-    buffer = max(1, min(math.ceil(examples / stride), SHUFFLE_BUFFER_BYTES // per_example))
-    return TrainingPlan(steps=steps, examples=examples, stride=stride, shuffle_buffer=buffer)
+    drawn = math.ceil(examples / stride)
+    cache = drawn * feature_count * CACHED_BYTES_PER_FEATURE <= CACHE_BYTES
+    batches = math.ceil(drawn / PARSE_BATCH)
+    batch_buffer = (
+        batches
+        if cache
+        else min(batches, CACHE_BYTES // (feature_count * CACHED_BYTES_PER_FEATURE * PARSE_BATCH))
+    )
+    buffer = min(drawn, SHUFFLE_BUFFER_BYTES // (feature_count * SHUFFLE_BYTES_PER_FEATURE))
+    return TrainingPlan(
+        steps=steps,
+        examples=examples,
+        stride=stride,
+        cache=cache,
+        batch_shuffle_buffer=max(1, batch_buffer),
+        shuffle_buffer=max(1, buffer),
+    )
 
 
 def make_dataset(
@@ -126,6 +150,7 @@ def make_dataset(
     cache: bool = True,
     stride: int = 1,
     shuffle_buffer: int = DEFAULT_SHUFFLE_BUFFER,
+    batch_shuffle_buffer: int = 1,
 ) -> tf.data.Dataset:
     """Raw examples -> Transform graph -> (features, label[batch, 1]) batches.
 
@@ -135,11 +160,11 @@ def make_dataset(
     Order matters. With `shuffle`, the files are read in a seeded random order, interleaved
     (a time-ordered feed's oldest file is not read first and alone); with `stride` > 1 every
     group of `stride` x 1,024 records keeps 1,024 drawn at random, so one pass over the split
-    yields a uniform sample of it. Then parse and transform a batch at a time, `cache` the
-    result when the whole split is read (so later epochs skip I/O, parsing and the Transform
-    graph; never for a sample, which a second pass would draw anew), then `shuffle` (after the
-    cache, so each epoch gets a new order), then `batch`, then `prefetch` last (so the next
-    batch is ready while the model trains on this one).
+    yields a uniform sample of it. Then parse and transform a batch at a time, `cache` what a
+    pass read (the split or the sample: later passes skip I/O, parsing and the Transform graph),
+    then `shuffle` twice after the cache, so each pass gets a new order: whole batches over the
+    cache (`batch_shuffle_buffer`), then examples after `unbatch` (`shuffle_buffer`); then
+    `batch`, then `prefetch` last (so the next batch is ready while the model trains on this one).
     """
     skip_autograph_for_graph_safe_packages()
     raw_spec = tf_transform_output.raw_feature_spec()
@@ -153,10 +178,12 @@ def make_dataset(
         raise ValueError(f"no examples match {file_pattern}")
     records = record_batches(files, shuffle=shuffle, seed=seed, stride=stride)
     dataset = records.map(lambda batch: _split_label(transform_layer(tf.io.parse_example(batch, raw_spec))))
-    if cache and stride == 1:
+    if cache:
         # Cached as batches: one tensor per feature per 1,024 examples. Cached after unbatch,
         # every example's every feature would be a tensor of its own, several times the bytes.
         dataset = dataset.cache()
+    if shuffle and batch_shuffle_buffer > 1:
+        dataset = dataset.shuffle(batch_shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     dataset = dataset.unbatch()
     if shuffle:
         dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
@@ -323,8 +350,10 @@ def run_fn(fn_args: FnArgs) -> None:
             global_batch,
             shuffle=True,
             seed=SEED,
+            cache=plan.cache,
             stride=plan.stride,
             shuffle_buffer=plan.shuffle_buffer,
+            batch_shuffle_buffer=plan.batch_shuffle_buffer,
         )
     )
     # Keras's validation: EvalArgs' steps (TFX's `eval_steps`), read once, so not cached; the

@@ -25,6 +25,17 @@ STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker")
 # In-memory DirectRunner: the embedded data is small, and worker processes would cost more
 # in start-up and pickling than they save.
 DEFAULT_BEAM_ARGS: tuple[str, ...] = ("--direct_running_mode=in_memory", "--direct_num_workers=1")
+# `--beam`: the DirectRunner in this process, or Beam's portable runner (docs/beam-runners.md).
+BEAM_RUNNERS = ("direct", "portable")
+# Where a run's own job service and SDK worker pool listen (`pipeline.ops.beam_portable` sets
+# them; each Beam component reads them as it starts, so the pipeline holds no port).
+BEAM_JOB_ENDPOINT_ENV = "TAXI_PIPELINE_BEAM_JOB_ENDPOINT"
+BEAM_WORKER_POOL_ENV = "TAXI_PIPELINE_BEAM_WORKER_POOL"
+# The portable client waits this long for one Beam stage (its job's state stream has this
+# deadline; Beam's own default of 60 s fails any longer stage with DEADLINE_EXCEEDED).
+PORTABLE_JOB_TIMEOUT_S = 24 * 3600
+# Options a portable run sets itself (`--beam-arg` may not contradict them).
+PORTABLE_RUNNER_OPTIONS = ("--runner", "--job_endpoint", "--sdk_worker_parallelism")
 
 
 # Fewer rows than this in either span the DriftGate compares stop the run: below it a random
@@ -68,6 +79,13 @@ class PipelineConfig:
         strategy: auto (by TF_CONFIG and devices), one_device, mirrored or multi_worker.
         mixed_precision, xla: float16 compute on GPU; XLA JIT compilation.
         beam_args: Beam pipeline options, passed through to every Beam-based component.
+        beam_runner: `direct` (the DirectRunner with `beam_args`) or `portable` (Beam's
+            portable runner: a job server, SDK workers, `beam_args` added to its options).
+        beam_workers: with `portable`, SDK worker processes per job (`--sdk_worker_parallelism`).
+        beam_job_endpoint: with `portable`, the `HOST:PORT` of a running job server (Flink's,
+            Spark's); None: the run starts its own on 127.0.0.1, with a worker pool.
+        beam_environment_config: with `beam_job_endpoint`, the `HOST:PORT` at which that
+            server's workers reach an SDK worker pool (EXTERNAL environment).
         beam_args_given: the options were chosen (`--beam-arg`), even if equal to the
             defaults: then no component gets options of its own (the Evaluator's 2 processes
             at volume are for the defaults only).
@@ -82,7 +100,7 @@ class PipelineConfig:
     window_spans: int | None = 4
     train_steps: int = 400
     train_steps_from_data: bool = True
-    max_train_examples: int = 1_048_576
+    max_train_examples: int = 524_288
     eval_steps: int = 100
     epochs: int = 5
     batch_size: int = 128
@@ -100,6 +118,10 @@ class PipelineConfig:
     xla: bool = False
     beam_args: tuple[str, ...] = DEFAULT_BEAM_ARGS
     beam_args_given: bool = False
+    beam_runner: str = "direct"
+    beam_workers: int = 2
+    beam_job_endpoint: str | None = None
+    beam_environment_config: str | None = None
     run_fn: str = DEFAULT_RUN_FN
     pipeline_name: str = PIPELINE_NAME
     model_name: str = MODEL_NAME
@@ -161,6 +183,52 @@ class PipelineConfig:
         bad = [a for a in self.beam_args if not a.startswith("--")]
         if bad:
             raise ConfigError(f"beam args must look like --option=value, got {bad}")
+        self._check_beam_runner()
+
+    def _check_beam_runner(self) -> None:
+        if self.beam_runner not in BEAM_RUNNERS:
+            raise ConfigError(f"beam_runner must be one of {BEAM_RUNNERS}, got {self.beam_runner!r}")
+        if not isinstance(self.beam_workers, int) or self.beam_workers < 1:
+            raise ConfigError(f"beam_workers must be a positive integer, got {self.beam_workers!r}")
+        for name in ("beam_job_endpoint", "beam_environment_config"):
+            value = getattr(self, name)
+            host, _, port = (value or "").rpartition(":")
+            if value is not None and not (host and port.isdigit()):
+                raise ConfigError(f"{name} must be HOST:PORT, got {value!r}")
+        if self.beam_runner == "direct":
+            if self.beam_job_endpoint or self.beam_environment_config:
+                raise ConfigError("a job endpoint or a worker pool is for the portable runner only")
+            return
+        if self.beam_environment_config and not self.beam_job_endpoint:
+            raise ConfigError(
+                "beam_environment_config names a running worker pool, for a running job server "
+                "(beam_job_endpoint); without one the run starts its own pool"
+            )
+        given = {a.split("=")[0] for a in self.beam_args} if self.beam_args_given else set()
+        taken = PORTABLE_RUNNER_OPTIONS
+        if not self.beam_job_endpoint or self.beam_environment_config:
+            taken += ("--environment_type", "--environment_config")
+        clash = sorted(given & set(taken))
+        if clash:
+            raise ConfigError(
+                f"the portable runner sets {', '.join(clash)} itself: drop it from the beam args"
+            )
+        if self.beam_job_endpoint and not self.beam_environment_config and "--environment_type" not in given:
+            raise ConfigError(
+                "a job server's workers need an SDK environment: the worker pool's HOST:PORT "
+                "(beam_environment_config), or --environment_type=... in the beam args"
+            )
+
+    @property
+    def runner_beam_args(self) -> tuple[str, ...]:
+        """The beam args to pass on as they are.
+
+        All of them for the DirectRunner; for the portable runner only those chosen with
+        `--beam-arg` (the DirectRunner's defaults do not apply to it).
+        """
+        if self.beam_runner == "direct" or self.beam_args_given:
+            return self.beam_args
+        return ()
 
     @property
     def span_data_root(self) -> Path:

@@ -18,7 +18,13 @@ from components.example_gen.driver import available_spans  # noqa: E402
 from data import embedded  # noqa: E402
 from models import distribution, trainer  # noqa: E402
 from pipeline.code_version import FINGERPRINTED_PACKAGES, code_fingerprint  # noqa: E402
-from pipeline.config import ConfigError, PipelineConfig  # noqa: E402
+from pipeline.config import (  # noqa: E402
+    BEAM_JOB_ENDPOINT_ENV,
+    BEAM_WORKER_POOL_ENV,
+    PORTABLE_JOB_TIMEOUT_S,
+    ConfigError,
+    PipelineConfig,
+)
 from pipeline.pipeline import SPAN_PATTERN, create_pipeline  # noqa: E402
 from schemas import SCHEMA_PATH  # noqa: E402
 
@@ -61,9 +67,40 @@ def with_dependency_flags(beam_args: tuple[str, ...] | list[str]) -> list[str]:
     This project's setup.py is what a remote runner's workers actually need.
     """
     args = list(beam_args)
-    if SETUP_FILE.is_file() and not any(a.split("=")[0] in DEPENDENCY_FLAGS for a in args):
+    named = [a.split("=")[0] for a in args if isinstance(a, str)]  # placeholders name no flag
+    if SETUP_FILE.is_file() and not any(name in DEPENDENCY_FLAGS for name in named):
         args.append(f"--setup_file={SETUP_FILE}")
     return args
+
+
+def runner_beam_args(config: PipelineConfig) -> list:
+    """The Beam options of `config`'s runner, before the dependency flags.
+
+    DirectRunner: the beam args. Portable: the runner, its job endpoint, the worker pool as an
+    EXTERNAL environment, `--sdk_worker_parallelism` and a job timeout long enough for the
+    longest stage, then the `--beam-arg` options. Without a `beam_job_endpoint` the run's own
+    servers' addresses are TFX placeholders of two environment variables
+    (`pipeline.ops.beam_portable` sets them), resolved as each component starts: the pipeline
+    holds no port, so TFX's cache key (which covers the Beam options) is the same every run.
+    """
+    if config.beam_runner == "direct":
+        return list(config.beam_args)
+    if config.beam_job_endpoint:
+        job_endpoint, pool = config.beam_job_endpoint, config.beam_environment_config
+    else:
+        from tfx.dsl.placeholder import placeholder as ph
+
+        job_endpoint = ph.environment_variable(BEAM_JOB_ENDPOINT_ENV)
+        pool = ph.environment_variable(BEAM_WORKER_POOL_ENV)
+    args = [
+        "--runner=PortableRunner",
+        "--job_endpoint=" + job_endpoint,
+        f"--sdk_worker_parallelism={config.beam_workers}",
+        f"--job_server_timeout={PORTABLE_JOB_TIMEOUT_S}",
+    ]
+    if pool:
+        args += ["--environment_type=EXTERNAL", "--environment_config=" + pool]
+    return args + list(config.runner_beam_args)
 
 
 def code_version(run_fn: str) -> str:
@@ -246,7 +283,7 @@ def build(
         serving_dir=str(config.serving_dir),
         code_version=code_version(config.run_fn),
         **model_arguments(config),
-        beam_pipeline_args=with_dependency_flags(config.beam_args),
+        beam_pipeline_args=with_dependency_flags(runner_beam_args(config)),
         metadata_connection_config=metadata.sqlite_metadata_connection_config(str(config.metadata_path)),
         tfjob=tfjob,
     )

@@ -35,19 +35,22 @@ from serving.gate_checks import (
     _shape_check,
     accuracy,
     auc,
+    replay_labels,
 )
-from serving.gate_defaults import (
-    DEFAULT_BATCH_TOLERANCE,
-)
-from serving.gate_defaults import (
-    DEFAULT_EDGE_ACCURACY_TOLERANCE as DEFAULT_ACCURACY_TOLERANCE,
-)
-from serving.gate_defaults import (
-    DEFAULT_EDGE_AUC_TOLERANCE as DEFAULT_AUC_TOLERANCE,
-)
+from serving.gate_defaults import DEFAULT_BATCH_TOLERANCE
+from serving.gate_defaults import DEFAULT_EDGE_ACCURACY_TOLERANCE as DEFAULT_ACCURACY_TOLERANCE
+from serving.gate_defaults import DEFAULT_EDGE_AUC_TOLERANCE as DEFAULT_AUC_TOLERANCE
 from serving.gate_verdict import FAIL, PASS, SKIPPED, Check, Verdict, finite_or_none
-from serving.replay_data import ReplayDataError, examples_to_raw, labels_of
-from serving.signature_replay import SignatureReplay, batch_plans, chunks, replay_batch_size, replay_rows
+from serving.replay_source import ReplaySource
+from serving.signature_replay import (
+    SignatureReplay,
+    batch_plans,
+    chunks,
+    in_order,
+    raw_inputs,
+    replay_batch_size,
+    replay_together,
+)
 
 EDGE_REPLAY = f"edge {RAW_SIGNATURE}"
 
@@ -114,9 +117,15 @@ def conversion_refusal(
     )
 
 
-def saved_model_answers(model_dir: str | os.PathLike, raw: dict[str, np.ndarray]) -> np.ndarray:
-    """The SavedModel's `serving_raw` probabilities (N,) for dense raw features."""
-    signature = tf.saved_model.load(str(model_dir)).signatures[RAW_SIGNATURE]
+def saved_model_answers(
+    model_dir: str | os.PathLike, raw: dict[str, np.ndarray], signature=None
+) -> np.ndarray:
+    """The SavedModel's `serving_raw` probabilities (N,) for dense raw features.
+
+    `signature`: the model's `serving_raw`, already loaded (a caller answering block by block
+    loads the model once).
+    """
+    signature = signature or tf.saved_model.load(str(model_dir)).signatures[RAW_SIGNATURE]
     count = len(next(iter(raw.values())))
     out = []
     for rows in chunks(np.arange(count), replay_batch_size(count)):
@@ -127,12 +136,12 @@ def saved_model_answers(model_dir: str | os.PathLike, raw: dict[str, np.ndarray]
                 f"expected ({len(rows)}, 1)"
             )
         out.append(answer[:, 0])
-    return np.concatenate(out).astype(np.float64)
+    return np.concatenate(out).astype(np.float64) if out else np.zeros(0)
 
 
 def run_edge_checks(
     flatbuffer: bytes,
-    serialized: Sequence[bytes],
+    serialized: Sequence[bytes] | ReplaySource,
     reference: str | os.PathLike | np.ndarray | None = None,
     accuracy_tolerance: float = DEFAULT_ACCURACY_TOLERANCE,
     auc_tolerance: float = DEFAULT_AUC_TOLERANCE,
@@ -167,29 +176,35 @@ def run_edge_checks(
     verdict.checks.append(structure)
     if runner is None:
         return verdict
-    examples = np.array(list(serialized), dtype=object)
-    try:
-        raw = examples_to_raw(examples, edge_input_specs(runner))
-    except ReplayDataError as error:
-        replay = SignatureReplay(EDGE_REPLAY, error=f"the replay cannot build raw requests: {error}")
-        verdict.checks.append(_shape_check([replay]))
-        return verdict
-    batch_size = batch_size or replay_batch_size(len(examples))
-    caller = (lambda **inputs: runner(**inputs), lambda rows: {k: v[rows] for k, v in raw.items()})
-    replay = replay_rows(EDGE_REPLAY, *caller, list(chunks(np.arange(len(examples)), batch_size)))
+    source = serialized if isinstance(serialized, ReplaySource) else ReplaySource.from_examples(serialized)
+    specs = edge_input_specs(runner)
+    batch_size = batch_size or replay_batch_size(source.count)
+    inputs_of = raw_inputs(source, specs)
+    caller = (lambda **inputs: runner(**inputs), inputs_of)
+    replay = replay_together({EDGE_REPLAY: caller}, in_order(source.count, batch_size, source.sizes))[
+        EDGE_REPLAY
+    ]
     verdict.checks.append(_shape_check([replay]))
+    if replay.error and replay.error.startswith("the replay cannot build raw requests"):
+        return verdict
     served = [replay] if replay.predictions is not None else []
     verdict.checks.append(_finite_check(served))
     clean = [r for r in served if np.isfinite(r.predictions).all()]
     started = time.perf_counter()
-    plans = batch_plans(len(examples), batch_size)
+    plans = batch_plans(source.count, batch_size, block_sizes=source.sizes)
     batch_check = _batch_invariance_check(clean, {EDGE_REPLAY: caller}, plans, batch_size, batch_tolerance)
     batch_check.figures["seconds"] = round(time.perf_counter() - started, 3)
     verdict.checks.append(batch_check)
     verdict.checks.append(_degenerate_check(clean))
     if isinstance(reference, str | os.PathLike):
         try:
-            reference = saved_model_answers(reference, raw)
+            signature = tf.saved_model.load(str(reference)).signatures[RAW_SIGNATURE]
+            reference = np.concatenate(
+                [
+                    saved_model_answers(reference, inputs_of(np.arange(start, start + size)), signature)
+                    for start, size in zip(source.starts, source.sizes)
+                ]
+            )
         except (ValueError, tf.errors.OpError) as error:
             reason = str(error).strip().splitlines()[0]
             verdict.checks.append(
@@ -197,7 +212,7 @@ def run_edge_checks(
             )
             return verdict
     verdict.checks.append(
-        _agreement_check(clean, reference, labels_of(examples), accuracy_tolerance, auc_tolerance)
+        _agreement_check(clean, reference, replay_labels(source), accuracy_tolerance, auc_tolerance)
     )
     return verdict
 

@@ -34,16 +34,17 @@ from models import features
 from models.signatures import EXAMPLES_INPUT, PREDICTION_KEY, RAW_SIGNATURE, SERVING_SIGNATURE
 from serving.gate_defaults import DEFAULT_BATCH_TOLERANCE, DEFAULT_METRIC_TOLERANCE, DEFAULT_PARITY_TOLERANCE
 from serving.gate_verdict import FAIL, PASS, SKIPPED, Check, Verdict, finite_or_none
-from serving.replay_data import ReplayDataError, examples_to_raw, labels_of
-from serving.request_checks import ServingInputError, raw_input_specs
+from serving.replay_data import labels_of
+from serving.replay_source import ReplaySource
+from serving.request_checks import raw_input_specs
 from serving.signature_replay import (
     BATCH_PROBE_SAMPLE,
     SignatureReplay,
     batch_plans,
-    chunks,
+    in_order,
     raw_caller,
     replay_batch_size,
-    replay_rows,
+    replay_together,
     serialized_caller,
 )
 
@@ -106,7 +107,7 @@ def _signature_check(model) -> tuple[Check, dict | None]:
 
 def run_checks(
     model_dir: str,
-    serialized: Sequence[bytes],
+    serialized: Sequence[bytes] | ReplaySource,
     evaluator_figures: dict[str, float] | None = None,
     metric_tolerance: float = DEFAULT_METRIC_TOLERANCE,
     parity_tolerance: float = DEFAULT_PARITY_TOLERANCE,
@@ -117,7 +118,8 @@ def run_checks(
 
     Args:
         model_dir: a SavedModel folder.
-        serialized: the tf.Examples to replay (the eval split in the pipeline).
+        serialized: the tf.Examples to replay (the eval split in the pipeline), in memory or
+            a `ReplaySource` that holds a block of them at a time (every example is replayed).
         evaluator_figures: the Evaluator's overall metrics by TFMA name (`auc`,
             `binary_accuracy`); None skips the metrics check.
         metric_tolerance: largest accepted |served - Evaluator| for accuracy and AUC.
@@ -142,16 +144,14 @@ def run_checks(
     if specs is None:
         return verdict
 
-    examples = np.array(list(serialized), dtype=object)
-    batch_size = batch_size or replay_batch_size(len(examples))
-    in_order = list(chunks(np.arange(len(examples)), batch_size))
-    callers = {SERVING_SIGNATURE: serialized_caller(model, examples)}
-    serialized_replay = replay_rows(SERVING_SIGNATURE, *callers[SERVING_SIGNATURE], in_order)
-    try:
-        callers[RAW_SIGNATURE] = raw_caller(model, specs, examples_to_raw(examples, specs))
-        raw_replay = replay_rows(RAW_SIGNATURE, *callers[RAW_SIGNATURE], in_order)
-    except (ReplayDataError, ServingInputError) as error:
-        raw_replay = SignatureReplay(RAW_SIGNATURE, error=f"the replay cannot build raw requests: {error}")
+    source = serialized if isinstance(serialized, ReplaySource) else ReplaySource.from_examples(serialized)
+    batch_size = batch_size or replay_batch_size(source.count)
+    callers = {
+        SERVING_SIGNATURE: serialized_caller(model, source),
+        RAW_SIGNATURE: raw_caller(model, specs, source),
+    }
+    replayed = replay_together(callers, in_order(source.count, batch_size, source.sizes))
+    serialized_replay, raw_replay = replayed[SERVING_SIGNATURE], replayed[RAW_SIGNATURE]
     replays = [serialized_replay, raw_replay]
 
     verdict.checks.append(_shape_check(replays))
@@ -160,14 +160,20 @@ def run_checks(
     verdict.checks.append(_finite_check(served))
     clean = [r for r in served if np.isfinite(r.predictions).all()]
     verdict.checks.append(_parity_check(serialized_replay, raw_replay, parity_tolerance))
-    plans = batch_plans(len(examples), batch_size)
+    plans = batch_plans(source.count, batch_size, block_sizes=source.sizes)
     started = time.perf_counter()
     batch_check = _batch_invariance_check(clean, callers, plans, batch_size, batch_tolerance)
     batch_check.figures["seconds"] = round(time.perf_counter() - started, 3)  # its share of the gate
     verdict.checks.append(batch_check)
     verdict.checks.append(_degenerate_check(clean))
-    verdict.checks.append(_metrics_check(clean, labels_of(examples), evaluator_figures, metric_tolerance))
+    verdict.checks.append(_metrics_check(clean, replay_labels(source), evaluator_figures, metric_tolerance))
     return verdict
+
+
+def replay_labels(source: ReplaySource) -> np.ndarray | None:
+    """The big-tipper label of every example of `source`, block by block; None without tips."""
+    labels = [labels_of(source.examples(block)) for block in range(len(source.sizes))]
+    return None if any(block is None for block in labels) else np.concatenate(labels)
 
 
 def _shape_check(replays: list[SignatureReplay]) -> Check:
@@ -265,38 +271,46 @@ def _batch_invariance_check(
         return Check("batch_invariance", SKIPPED, "no finite (N, 1) predictions to compare")
     problems, figures = [], {"batchings": list(plans), "sample": BATCH_PROBE_SAMPLE}
     largest = 0.0
-    for reference in clean:
-        call, inputs_of = callers[reference.name]
-        per_plan, disagree, worst = {}, [], None  # worst: (difference, plan, example, value)
-        for plan, batches in plans.items():
-            replay = replay_rows(reference.name, call, inputs_of, batches)
+    per_plan = {r.name: {} for r in clean}
+    disagree = {r.name: [] for r in clean}
+    worst = dict.fromkeys(per_plan)  # name -> (difference, plan, example, value)
+    for plan, batches in plans.items():
+        replayed = replay_together({r.name: callers[r.name] for r in clean}, batches)
+        rows = np.concatenate(batches) if batches else np.zeros(0, dtype=int)
+        for reference in clean:
+            replay = replayed[reference.name]
             if replay.predictions is None:
                 problem = replay.error or f"shape {replay.bad_shape} for a batch of {replay.batch}"
-                per_plan[plan] = {"error": problem}
+                per_plan[reference.name][plan] = {"error": problem}
                 problems.append(f"{reference.name} in batches of {plan}: {problem}")
                 continue
-            rows = np.concatenate(batches)
             difference = np.abs(replay.predictions - reference.predictions[rows])
             difference = np.where(np.isnan(difference), np.inf, difference)
             at = int(difference.argmax())
-            per_plan[plan] = {
+            per_plan[reference.name][plan] = {
                 "examples": len(rows),
                 "max_abs_difference": finite_or_none(float(difference[at])),
                 "worst_example": int(rows[at]),
             }
             if difference[at] > tolerance:
-                disagree.append(plan)
+                disagree[reference.name].append(plan)
             largest = max(largest, float(difference[at]))
-            if worst is None or difference[at] > worst[0]:
-                worst = (float(difference[at]), plan, int(rows[at]), float(replay.predictions[at]))
-        figures[reference.name] = per_plan
-        if worst and disagree:
-            gap, plan, example, value = worst
+            if worst[reference.name] is None or difference[at] > worst[reference.name][0]:
+                worst[reference.name] = (
+                    float(difference[at]),
+                    plan,
+                    int(rows[at]),
+                    float(replay.predictions[at]),
+                )
+    for reference in clean:
+        figures[reference.name] = per_plan[reference.name]
+        if worst[reference.name] and disagree[reference.name]:
+            gap, plan, example, value = worst[reference.name]
             expected = reference.predictions[example]
             problems.append(
                 f"{reference.name}: example {example} scored {expected:.4f} in order in batches of "
                 f"{batch_size} but {value:.4f} in batches of {plan} (largest difference {gap:.4g}); "
-                f"batchings that disagree: {', '.join(disagree)}"
+                f"batchings that disagree: {', '.join(disagree[reference.name])}"
             )
     figures["max_abs_difference"] = finite_or_none(largest)
     if problems:

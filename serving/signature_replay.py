@@ -15,7 +15,9 @@ import numpy as np
 import tensorflow as tf
 
 from models.signatures import EXAMPLES_INPUT, PREDICTION_KEY, RAW_SIGNATURE, SERVING_SIGNATURE
-from serving.request_checks import check_raw_request
+from serving.replay_data import ReplayDataError, examples_to_raw
+from serving.replay_source import ReplaySource
+from serving.request_checks import ServingInputError, check_raw_request
 
 REPLAY_BATCH_SIZE = 1024
 # At volume the replay's calls, not its examples, are the gate's cost, and fewer, larger
@@ -48,27 +50,55 @@ class SignatureReplay:
     error: str | None = None
 
 
-def _replay(name: str, call, inputs_by_batch) -> SignatureReplay:
-    """Call one signature on each batch; stop at the first error or output not of shape (n, 1)."""
-    outputs = []
-    for size, inputs in inputs_by_batch:
-        try:
-            result = call(**inputs)
-        except (tf.errors.OpError, TypeError, ValueError, RuntimeError) as error:
-            message = getattr(error, "message", None) or str(error)
-            return SignatureReplay(name, error=f"{type(error).__name__}: {message.splitlines()[0]}")
-        if PREDICTION_KEY not in result:
-            return SignatureReplay(name, error=f"no '{PREDICTION_KEY}' output (outputs: {sorted(result)})")
-        value = np.array(result[PREDICTION_KEY])  # a copy: TFLite reuses its output buffers
-        if value.shape != (size, 1):
-            return SignatureReplay(name, bad_shape=tuple(value.shape), batch=size)
-        outputs.append(value[:, 0])
-    return SignatureReplay(name, predictions=np.concatenate(outputs).astype(np.float64))
+def replay_together(callers: dict, batches) -> dict[str, SignatureReplay]:
+    """Call every signature in `callers` on each batch of rows, batch by batch.
+
+    `callers`: name -> (call, inputs for rows). All signatures take a batch before the next
+    one is built, so a `ReplaySource` loads each block once for all of them. A signature stops
+    at its first error or output not of shape (n, 1); the others go on.
+    """
+    outputs: dict[str, list[np.ndarray]] = {name: [] for name in callers}
+    failed: dict[str, SignatureReplay] = {}
+    for rows in batches:
+        for name, (call, inputs_of) in callers.items():
+            if name in failed:
+                continue
+            try:
+                inputs = inputs_of(rows)
+            except (ReplayDataError, ServingInputError) as error:
+                failed[name] = SignatureReplay(name, error=f"the replay cannot build raw requests: {error}")
+                continue
+            try:
+                result = call(**inputs)
+            except (tf.errors.OpError, TypeError, ValueError, RuntimeError) as error:
+                message = getattr(error, "message", None) or str(error)
+                failed[name] = SignatureReplay(
+                    name, error=f"{type(error).__name__}: {message.splitlines()[0]}"
+                )
+                continue
+            if PREDICTION_KEY not in result:
+                failed[name] = SignatureReplay(
+                    name, error=f"no '{PREDICTION_KEY}' output (outputs: {sorted(result)})"
+                )
+                continue
+            value = np.array(result[PREDICTION_KEY])  # a copy: TFLite reuses its output buffers
+            if value.shape != (len(rows), 1):
+                failed[name] = SignatureReplay(name, bad_shape=tuple(value.shape), batch=len(rows))
+                continue
+            outputs[name].append(value[:, 0])
+    return {
+        name: failed.get(name)
+        or SignatureReplay(
+            name,
+            predictions=np.concatenate(outputs[name]).astype(np.float64) if outputs[name] else np.zeros(0),
+        )
+        for name in callers
+    }
 
 
 def replay_rows(name: str, call, inputs_of, batches: list[np.ndarray]) -> SignatureReplay:
     """Replay `call` over batches of row indices; `inputs_of(rows)` builds one call's inputs."""
-    return _replay(name, call, ((len(rows), inputs_of(rows)) for rows in batches))
+    return replay_together({name: (call, inputs_of)}, batches)[name]
 
 
 def chunks(rows: np.ndarray, size: int) -> list[np.ndarray]:
@@ -76,18 +106,51 @@ def chunks(rows: np.ndarray, size: int) -> list[np.ndarray]:
     return [rows[start : start + size] for start in range(0, len(rows), size)]
 
 
-def batch_plans(count: int, batch_size: int, seed: int = 0) -> dict[str, list[np.ndarray]]:
+def _within_blocks(rows: np.ndarray, size: int, block_sizes: list[int] | None) -> list[np.ndarray]:
+    """`chunks(rows, size)`, cut also where `rows` pass into another block (order kept)."""
+    if not block_sizes or len(block_sizes) == 1:
+        return chunks(rows, size)
+    bounds = np.cumsum(block_sizes)
+    block = np.searchsorted(bounds, rows, side="right")
+    cuts = np.flatnonzero(np.diff(block)) + 1
+    return [batch for run in np.split(rows, cuts) for batch in chunks(run, size)]
+
+
+def in_order(count: int, batch_size: int, block_sizes: list[int] | None = None) -> list[np.ndarray]:
+    """Every row in order, `batch_size` a call, no batch across a block."""
+    return _within_blocks(np.arange(count), batch_size, block_sizes)
+
+
+def batch_plans(
+    count: int, batch_size: int, seed: int = 0, block_sizes: list[int] | None = None
+) -> dict[str, list[np.ndarray]]:
     """The batchings the gate compares with the in-order replay in batches of `batch_size`.
 
-    Batches of 1, 2 and 7 over a seeded sample of `BATCH_PROBE_SAMPLE` examples; batches of
-    64 over the first `MEDIUM_BATCH_SAMPLE`; every example again in a seeded shuffled order,
-    `batch_size` a call.
+    Batches of 1, 2 and 7 over a seeded sample of `BATCH_PROBE_SAMPLE` examples of one block;
+    batches of 64 over the first `MEDIUM_BATCH_SAMPLE`; every example again in a seeded
+    shuffled order, `batch_size` a call. With `block_sizes` (a `ReplaySource`'s), no batch
+    spans two blocks: the examples are shuffled within each block, the blocks taken in a
+    seeded order, so a pass loads each block once; one block is a shuffle of every example.
     """
     rng = np.random.default_rng(seed)
-    sample = np.sort(rng.choice(count, size=min(BATCH_PROBE_SAMPLE, count), replace=False))
-    plans = {str(size): chunks(sample, size) for size in SMALL_BATCH_SIZES}
-    plans[str(MEDIUM_BATCH_SIZE)] = chunks(np.arange(min(count, MEDIUM_BATCH_SAMPLE)), MEDIUM_BATCH_SIZE)
-    plans[f"{batch_size} shuffled"] = chunks(rng.permutation(count), batch_size)
+    sizes = list(block_sizes) if block_sizes else [count]
+    starts = np.cumsum([0, *sizes])[:-1]
+    probed = int(rng.integers(len(sizes))) if len(sizes) > 1 else 0
+    start, size = int(starts[probed]), sizes[probed]
+    sample = start + np.sort(rng.choice(size, size=min(BATCH_PROBE_SAMPLE, size), replace=False))
+    plans = {str(small): chunks(sample, small) for small in SMALL_BATCH_SIZES}
+    plans[str(MEDIUM_BATCH_SIZE)] = _within_blocks(
+        np.arange(min(count, MEDIUM_BATCH_SAMPLE)), MEDIUM_BATCH_SIZE, sizes
+    )
+    if len(sizes) == 1:
+        shuffled = chunks(rng.permutation(count), batch_size)
+    else:
+        shuffled = [
+            batch
+            for block in rng.permutation(len(sizes))
+            for batch in chunks(starts[block] + rng.permutation(sizes[block]), batch_size)
+        ]
+    plans[f"{batch_size} shuffled"] = shuffled
     return plans
 
 
@@ -96,19 +159,47 @@ def replay_batch_size(count: int) -> int:
     return int(min(MAX_REPLAY_BATCH_SIZE, max(REPLAY_BATCH_SIZE, -(-count // REPLAY_CALLS))))
 
 
-def serialized_caller(model, examples: np.ndarray):
-    """(signature, inputs for rows) replaying serialized `examples` through `serving_default`."""
+def serialized_caller(model, examples):
+    """(signature, inputs for rows) replaying serialized `examples` through `serving_default`.
+
+    `examples`: an array of serialized tf.Examples, or a `ReplaySource` (a block at a time).
+    """
+    if isinstance(examples, ReplaySource):
+        source = examples
+
+        def inputs_of(rows):
+            block, local = source.local(rows)
+            return {EXAMPLES_INPUT: tf.constant(list(source.examples(block)[local]))}
+
+        return model.signatures[SERVING_SIGNATURE], inputs_of
     return (
         model.signatures[SERVING_SIGNATURE],
         lambda rows: {EXAMPLES_INPUT: tf.constant(list(examples[rows]))},
     )
 
 
-def raw_caller(model, specs: dict, raw: dict[str, np.ndarray]):
+def raw_inputs(source: ReplaySource, specs: dict):
+    """Inputs for rows: the dense raw features of `specs`, built a block at a time."""
+
+    def inputs_of(rows):
+        block, local = source.local(rows)
+        raw = source.derived(
+            block, ("raw", tuple(sorted(specs))), lambda examples: examples_to_raw(examples, specs)
+        )
+        return {k: v[local] for k, v in raw.items()}
+
+    return inputs_of
+
+
+def raw_caller(model, specs: dict, raw):
     """(signature, inputs for rows) replaying raw-feature arrays through `serving_raw`.
 
-    Each batch is checked as it is built: no tensor copy of the whole eval split.
+    `raw`: dense arrays of every example, or a `ReplaySource` whose blocks are turned into
+    them one at a time. Each batch is checked as it is built: no tensor copy of the whole split.
     """
+    if isinstance(raw, ReplaySource):
+        inputs_of = raw_inputs(raw, specs)
+        return model.signatures[RAW_SIGNATURE], lambda rows: check_raw_request(specs, inputs_of(rows))
     return (
         model.signatures[RAW_SIGNATURE],
         lambda rows: check_raw_request(specs, {k: v[rows] for k, v in raw.items()}),

@@ -21,11 +21,12 @@ from tfx.utils import path_utils
 from components.edge_export import spec
 from components.serving_gate import spec as serving_gate_spec
 from components.shared import split_files
-from data.tfrecords import count_tfrecords, read_tfrecords, read_tfrecords_at
+from data.tfrecords import count_tfrecords, read_tfrecords_at
 from models import edge
 from models.signatures import PREDICTION_KEY, RAW_SIGNATURE, missing_marker
 from serving import edge_gate_checks as edge_checks
 from serving.replay_data import examples_to_raw
+from serving.replay_source import ReplaySource
 from serving.request_checks import serving_raw_specs
 
 log = logging.getLogger(__name__)
@@ -104,7 +105,7 @@ class Executor(base_executor.BaseExecutor):
         calibration = np.array(read_tfrecords_at(calibration_files, rows), dtype=object)
         raw = examples_to_raw(calibration, serving_raw_specs())
         samples = [{k: v[i : i + 1] for k, v in raw.items()} for i in range(count)]
-        serialized = read_tfrecords(split_files(examples, split))
+        serialized = ReplaySource.from_files(split_files(examples, split))
         name = f"the int8 edge model of {model_dir}"
         tolerances = {
             "accuracy_tolerance": float(exec_properties[spec.ACCURACY_TOLERANCE_KEY]),

@@ -16,10 +16,10 @@ from tfx.utils import path_utils
 
 from components.serving_gate import spec
 from components.shared import split_files
-from data.tfrecords import read_tfrecords
 from models.signatures import RAW_SIGNATURE
 from serving import gate_checks as checks
 from serving.eval_results import evaluation_metrics
+from serving.replay_source import ReplaySource
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ class Executor(base_executor.BaseExecutor):
             evaluator_figures, _ = evaluation_metrics(evaluation.uri)
         verdict = checks.run_checks(
             path_utils.serving_model_path(model.uri),
-            read_tfrecords(split_files(examples, split)),
+            ReplaySource.from_files(split_files(examples, split)),
             evaluator_figures=evaluator_figures,
             metric_tolerance=float(exec_properties[spec.METRIC_TOLERANCE_KEY]),
             parity_tolerance=float(exec_properties[spec.PARITY_TOLERANCE_KEY]),

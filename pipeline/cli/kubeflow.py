@@ -97,16 +97,22 @@ def add_commands(commands) -> None:
 
 def compile_command(args: argparse.Namespace) -> int:
     """Compile for Kubeflow; print where the YAML went and what it asks for."""
-    from pipeline import kubeflow_runner
+    from pipeline import kubeflow_runner, local_runner
 
     try:
         config = config_from_args(args)
+        if config.beam_runner == "portable" and not config.beam_job_endpoint:
+            raise ConfigError(
+                "--beam portable alone starts a job service on this machine, which the pipeline's "
+                "pods cannot reach: name the cluster's job server with --job-endpoint HOST:PORT "
+                "and its worker pool with --environment-config HOST:PORT (docs/beam-runners.md)"
+            )
         settings = kubeflow_runner.KubeflowSettings(
             image=args.image,
             pipeline_root=args.pipeline_root,
             data_root=args.data_root,
             serving_dir=args.serving_dir,
-            beam_args=config.beam_args,
+            beam_args=tuple(local_runner.runner_beam_args(config)),
             gpus=args.gpus,
             gpu_resource=args.gpu_resource,
             accelerator=args.accelerator,

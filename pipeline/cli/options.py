@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from pipeline.config import DEFAULT_BEAM_ARGS, DEFAULT_ROOT, PipelineConfig
+from pipeline.config import BEAM_RUNNERS, DEFAULT_BEAM_ARGS, DEFAULT_ROOT, ConfigError, PipelineConfig
 
 
 def add_training_options(parser: argparse.ArgumentParser) -> None:
@@ -95,8 +95,67 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
         default=None,
         metavar="--OPTION=VALUE",
         help="Beam pipeline option, repeatable; replaces the in-memory default "
-        f"({' '.join(DEFAULT_BEAM_ARGS)})",
+        f"({' '.join(DEFAULT_BEAM_ARGS)}); with --beam portable, added to the runner's options",
     )
+    add_beam_runner_options(parser)
+
+
+def add_beam_runner_options(parser: argparse.ArgumentParser) -> None:
+    """`--beam`, `--beam-workers`, `--job-endpoint`, `--environment-config` (docs/beam-runners.md)."""
+    parser.add_argument(
+        "--beam",
+        choices=BEAM_RUNNERS,
+        default=None,
+        help="direct: the DirectRunner in this process (default); portable: Beam's portable "
+        "runner, on a job service and SDK worker pool this run starts on 127.0.0.1, or on "
+        "--job-endpoint",
+    )
+    parser.add_argument(
+        "--beam-workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help=f"with --beam portable: SDK worker processes per stage (default {PipelineConfig.beam_workers})",
+    )
+    parser.add_argument(
+        "--job-endpoint",
+        metavar="HOST:PORT",
+        help="a running Beam job server (Flink's, Spark's) instead of the run's own; implies --beam portable",
+    )
+    parser.add_argument(
+        "--environment-config",
+        metavar="HOST:PORT",
+        help="with --job-endpoint: the SDK worker pool that server's workers reach (EXTERNAL environment)",
+    )
+
+
+def beam_runner_fields(args: argparse.Namespace) -> dict:
+    """The PipelineConfig fields of the Beam runner options (`--job-endpoint` implies portable)."""
+    endpoint = getattr(args, "job_endpoint", None)
+    runner = getattr(args, "beam", None) or ("portable" if endpoint else PipelineConfig.beam_runner)
+    workers = getattr(args, "beam_workers", None)
+    if workers is not None and runner != "portable":
+        raise ConfigError(
+            "--beam-workers is for --beam portable (the DirectRunner's: --beam-arg=--direct_num_workers=N)"
+        )
+    return dict(
+        beam_runner=runner,
+        beam_workers=PipelineConfig.beam_workers if workers is None else workers,
+        beam_job_endpoint=endpoint,
+        beam_environment_config=getattr(args, "environment_config", None),
+    )
+
+
+def beam_runner_options(config: PipelineConfig) -> list[str]:
+    """The command-line options that choose `config`'s Beam runner (for a scheduled run)."""
+    if config.beam_runner == "direct":
+        return []
+    args = ["--beam", "portable", "--beam-workers", str(config.beam_workers)]
+    if config.beam_job_endpoint:
+        args += ["--job-endpoint", config.beam_job_endpoint]
+    if config.beam_environment_config:
+        args += ["--environment-config", config.beam_environment_config]
+    return args
 
 
 def add_alert_option(parser: argparse.ArgumentParser) -> None:
@@ -142,4 +201,5 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
         xla=args.xla,
         beam_args=tuple(args.beam_arg) if args.beam_arg else DEFAULT_BEAM_ARGS,
         beam_args_given=bool(args.beam_arg),
+        **beam_runner_fields(args),
     )

@@ -6,7 +6,15 @@ import argparse
 import sys
 from pathlib import Path
 
-from pipeline.cli.options import add_alert_option, add_training_options, alert_webhook, config_from_args
+from pipeline.cli.options import (
+    add_alert_option,
+    add_beam_runner_options,
+    add_training_options,
+    alert_webhook,
+    beam_runner_fields,
+    beam_runner_options,
+    config_from_args,
+)
 from pipeline.config import DEFAULT_ROOT, ConfigError, PipelineConfig
 from pipeline.ops.exit_codes import EXIT_DATA_GATE, EXIT_FAILED, EXIT_OK, EXIT_SERVING_GATE, EXIT_USAGE
 from pipeline.ops.run import run_command
@@ -55,6 +63,7 @@ def add_commands(commands) -> None:
     schedule.add_argument("--remove", action="store_true", help="take the root's entry out")
     schedule.add_argument("--crontab", default="crontab", help="the crontab command to use")
     add_alert_option(schedule)
+    add_beam_runner_options(schedule)
     schedule.set_defaults(handler=schedule_command)
 
 
@@ -84,9 +93,11 @@ def run_handler(args: argparse.Namespace) -> int:
 def _preflight(config: PipelineConfig, explicit_window: bool) -> int:
     from data.embedded import DataError
     from pipeline import local_runner
+    from pipeline.ops import beam_portable
 
     try:
         print(local_runner.preflight(config, explicit_window))
+        print(beam_portable.preflight(config))
     except (ConfigError, DataError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
@@ -137,10 +148,12 @@ def schedule_command(args: argparse.Namespace) -> int:
     root = Path(args.root).absolute()
     try:
         fields = schedule.cron_fields(args.day, args.time)
+        beam = PipelineConfig(root=root, **beam_runner_fields(args))
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
     run_args = ["--data-root", str(Path(args.data_root).absolute())] if args.data_root else []
+    run_args += beam_runner_options(beam)
     webhook = alert_webhook(args)
     if webhook:
         run_args += ["--alert-webhook", webhook]

@@ -167,18 +167,32 @@ def _build_and_run(config: PipelineConfig, verbose: bool, explicit_window: bool)
     from data.embedded import DataError
     from pipeline import local_runner
     from pipeline.config import ConfigError
-    from pipeline.ops import progress
+    from pipeline.ops import beam_portable, progress
 
     try:
         tfx_pipeline = local_runner.build(config, explicit_window=explicit_window)
     except (ConfigError, DataError, FileNotFoundError) as error:
         return EXIT_USAGE, str(error)
     print(f"Pipeline {config.pipeline_name}: root {config.root}, data {config.span_data_root}", flush=True)
-    try:
-        with progress.attach(total=len(tfx_pipeline.components), verbose=verbose, stream=sys.stdout):
-            local_runner.run_pipeline(tfx_pipeline)
-    except DataAnomalyError as error:
-        return EXIT_DATA_GATE, f"STOPPED by the data gate: {error}"
-    except DriftError as error:
-        return EXIT_DATA_GATE, f"STOPPED by the drift gate: {error}"
+    beam_dir = config.root / LOG_FOLDER / f"beam-{time.strftime('%Y%m%dT%H%M%S')}"
+    with beam_portable.for_run(config, beam_dir) as beam:
+        if beam is not None:
+            print(
+                f"Beam: job service {beam.job_endpoint}, worker pool {beam.worker_pool}, "
+                f"{config.beam_workers} SDK workers a stage (logs: {beam_dir})",
+                flush=True,
+            )
+        try:
+            with progress.attach(
+                total=len(tfx_pipeline.components), verbose=verbose, stream=sys.stdout
+            ) as stages:
+                local_runner.run_pipeline(tfx_pipeline)
+        except DataAnomalyError as error:
+            return EXIT_DATA_GATE, f"STOPPED by the data gate: {error}"
+        except DriftError as error:
+            return EXIT_DATA_GATE, f"STOPPED by the drift gate: {error}"
+        except Exception as error:
+            if beam is not None and beam.failure:  # the cause, not the client's CANCELLED
+                raise beam.failed(stages.current) from error
+            raise
     return None

@@ -29,7 +29,7 @@ from data.tfrecords import write_tfrecords
 from models import features
 from pipeline.cli import main
 from pipeline.ops.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
-from serving import gate_checks, replay_data, request_checks, signature_replay
+from serving import gate_checks, replay_data, replay_source, request_checks, signature_replay
 
 TRIPS = 600
 
@@ -302,3 +302,56 @@ def test_batch_plans_cover_every_example_and_stay_bounded_at_volume():
     assert len(volume["7813 shuffled"]) == 64 and sum(map(len, volume["7813 shuffled"])) == 500_000
     small = signature_replay.batch_plans(600, 1024)
     assert np.array_equal(np.concatenate(small["64"]), np.arange(600))  # everything when small
+
+
+def test_a_split_in_blocks_gets_the_same_verdict_and_answers_as_held_whole(workspace, tmp_path):
+    # At volume a gate holds one block of the split at a time (serving.replay_source); every
+    # example is still replayed, in order and shuffled, with the same answers.
+    files = []
+    for part in range(3):  # three files of 200 trips; blocks of whole files
+        path = str(tmp_path / f"data_tfrecord-{part}.gz")
+        write_tfrecords(path, workspace["examples"][part * 200 : (part + 1) * 200])
+        files.append(path)
+    source = replay_source.ReplaySource.from_files(files, block_examples=400)
+    assert source.sizes == [400, 200] and source.count == TRIPS
+    figures = served_figures(workspace)
+    whole = gate_checks.run_checks(workspace["models"][None], workspace["examples"], figures)
+    blocks = gate_checks.run_checks(workspace["models"][None], source, figures)
+    assert blocks.blessed, blocks.format()
+    assert [c.status for c in blocks.checks] == [c.status for c in whole.checks]
+    for name, answers in whole.answers.items():
+        assert np.allclose(blocks.answers[name], answers, atol=1e-6)
+    by_name = {c.name: c for c in blocks.checks}
+    shuffled = by_name["batch_invariance"].figures["serving_raw"]["1024 shuffled"]
+    assert shuffled["examples"] == TRIPS
+    # A batch-dependent model is still refused when the replay goes block by block.
+    blend = gate_checks.run_checks(workspace["models"]["batch_mean_blend"], source)
+    assert {c.name: c.status for c in blend.checks}["batch_invariance"] == "fail", blend.format()
+
+
+def test_a_replay_source_holds_one_block_and_refuses_rows_across_blocks(workspace):
+    source = replay_source.ReplaySource.from_examples(workspace["examples"], block_examples=256)
+    assert source.sizes == [256, 256, 88] and source.starts == [0, 256, 512]
+    assert list(source.examples(1)) == workspace["examples"][256:512]
+    block, local = source.local(np.array([300, 511]))
+    assert block == 1 and list(local) == [44, 255]
+    with pytest.raises(ValueError, match="span more than block 0"):
+        source.local(np.array([250, 260]))
+    calls = []
+    source.derived(2, "n", lambda examples: calls.append(len(examples)))
+    source.derived(2, "n", lambda examples: calls.append(len(examples)))
+    assert calls == [88]  # computed once while the block is held
+
+
+def test_block_plans_keep_every_batch_in_one_block_and_cover_every_example():
+    sizes = [4_000, 4_000, 1_000]
+    plans = signature_replay.batch_plans(9_000, 1_024, block_sizes=sizes)
+    bounds = np.cumsum(sizes)
+    for plan, batches in plans.items():
+        for batch in batches:
+            blocks = np.searchsorted(bounds, batch, side="right")
+            assert len(set(blocks)) == 1, (plan, batch)
+    shuffled = np.concatenate(plans["1024 shuffled"])
+    assert sorted(shuffled) == list(range(9_000)) and (shuffled[:100] != np.arange(100)).any()
+    ordered = signature_replay.in_order(9_000, 1_024, sizes)
+    assert np.array_equal(np.concatenate(ordered), np.arange(9_000)) and max(map(len, ordered)) == 1_024

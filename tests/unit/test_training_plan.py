@@ -16,26 +16,35 @@ from models.trainer import plan_training
 
 
 def test_a_small_split_is_read_whole_for_at_least_the_floor_of_steps():
-    plan = plan_training(5_000, 128, 400, from_data=True, max_examples=1_048_576, feature_count=20)
-    assert (plan.steps, plan.stride) == (400, 1)
+    plan = plan_training(5_000, 128, 400, from_data=True, max_examples=524_288, feature_count=20)
+    assert (plan.steps, plan.stride, plan.cache) == (400, 1, True)
     assert plan.shuffle_buffer == 5_000  # the whole split fits
+    assert plan.batch_shuffle_buffer == 5  # every cached batch, in a new order each pass
 
 
 def test_a_larger_split_is_seen_once_whole():
-    plan = plan_training(100_000, 128, 400, from_data=True, max_examples=1_048_576, feature_count=20)
-    assert (plan.steps, plan.stride) == (782, 1)
+    plan = plan_training(100_000, 128, 400, from_data=True, max_examples=524_288, feature_count=20)
+    assert (plan.steps, plan.stride, plan.cache) == (782, 1, True)
 
 
 def test_past_the_cap_the_split_is_sampled_uniformly_in_one_pass():
-    plan = plan_training(10_000_000, 128, 400, from_data=True, max_examples=1_048_576, feature_count=20)
-    assert plan.steps == 8_192 and plan.stride == 10
+    plan = plan_training(10_000_000, 128, 400, from_data=True, max_examples=524_288, feature_count=20)
+    assert plan.steps == 4_096 and plan.stride == 20
     assert plan.examples / plan.stride <= plan.steps * 128
+    # The sample is cached, and every pass over it visits its batches in a new order.
+    assert plan.cache and plan.batch_shuffle_buffer == 489
     # The shuffle holds what its memory budget allows, not the whole sample.
     assert plan.shuffle_buffer == trainer.SHUFFLE_BUFFER_BYTES // (20 * trainer.SHUFFLE_BYTES_PER_FEATURE)
 
 
+def test_a_cache_that_would_not_fit_is_not_made():
+    plan = plan_training(10_000_000, 128, 100_000, from_data=False, max_examples=524_288, feature_count=20)
+    assert plan.stride == 1 and not plan.cache
+    assert plan.batch_shuffle_buffer * 1_024 * 20 * 8 <= 2**30
+
+
 def test_explicit_steps_are_kept_and_the_split_still_sampled_across():
-    plan = plan_training(10_000_000, 128, 5, from_data=False, max_examples=1_048_576, feature_count=20)
+    plan = plan_training(10_000_000, 128, 5, from_data=False, max_examples=524_288, feature_count=20)
     assert plan.steps == 5 and plan.stride == 15_625  # 640 examples drawn from all 10M
 
 
