@@ -7,14 +7,21 @@ largest difference it saw between two batchings of one example.
 
 Usage: `python benchmarks/bench_gate.py [--root runs/default] [--repeat 5]` after `make run`.
 `--pass-batch-sizes 1024,16384` also times one in-order pass over every example through each
-signature in batches of each size (what the replay batch size costs at volume).
+signature in batches of each size (what the replay batch size costs at volume). `--memory`
+instead runs the gate once per way of holding the split, each in a fresh process, and prints its
+peak RSS and seconds: the split held whole (every serialized example and its raw features at
+once) and in blocks (`serving.replay_source`, what the ServingGate does), e.g.
+`python benchmarks/bench_gate.py --memory --root runs/bench-scale/ours-1000x`.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -24,9 +31,17 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from data.tfrecords import read_tfrecords  # noqa: E402
 from models.signatures import RAW_SIGNATURE, SERVING_SIGNATURE  # noqa: E402
 from pipeline.config import PipelineConfig  # noqa: E402
-from serving import gate_checks, replay_data, request_checks, signature_replay, versions  # noqa: E402
+from serving import (  # noqa: E402
+    gate_checks,
+    replay_data,
+    replay_source,
+    request_checks,
+    signature_replay,
+    versions,
+)
 
 
 def newest_examples_dir(config: PipelineConfig) -> Path:
@@ -62,17 +77,57 @@ def time_passes(model_dir: Path, examples: list[bytes], sizes: list[int], repeat
         print(f"  one pass in batches of {size:>6,} ({len(batches):>4} calls): " + ", ".join(cells))
 
 
+def memory_child(model: Path, examples_dir: Path, mode: str) -> None:
+    """One gate run holding the eval split `whole` or in `blocks`; prints peak RSS and seconds."""
+    files = sorted(str(f) for f in (examples_dir / "Split-eval").iterdir())
+    started = time.perf_counter()
+    if mode == "whole":
+        examples = read_tfrecords(files)
+        source = replay_source.ReplaySource.from_examples(examples, block_examples=max(1, len(examples)))
+    else:
+        source = replay_source.ReplaySource.from_files(files)
+    verdict = gate_checks.run_checks(str(model), source)
+    seconds = time.perf_counter() - started
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB
+    print(f"{mode} {len(source)} {len(source.sizes)} {peak:.2f} {seconds:.1f} {verdict.blessed}")
+
+
+def memory(root: str, model: Path, examples_dir: Path) -> None:
+    """The gate's peak RSS and seconds with the split held whole and in blocks, fresh processes."""
+    print(f"model {model}, eval split of {examples_dir}")
+    for mode in ("whole", "blocks"):
+        out = subprocess.run(
+            [sys.executable, __file__, "--root", root, "--memory-child", mode],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
+        _, count, blocks, peak, seconds, blessed = out[-6:]
+        print(
+            f"  held {mode:<7} {int(count):>10,} examples in {int(blocks):>3} block(s): "
+            f"peak RSS {peak} GiB, {seconds} s, blessed {blessed}"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", default="runs/default", help="a run root with a pushed model")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--pass-batch-sizes", default="", help="e.g. 1024,16384: time in-order passes")
+    parser.add_argument("--memory", action="store_true", help="peak RSS: the split held whole vs in blocks")
+    parser.add_argument("--memory-child", choices=("whole", "blocks"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     config = PipelineConfig(root=args.root)
     version = versions.target_version(config.serving_dir)
     if version is None:
         raise SystemExit(f"no pushed model under {config.serving_dir}: run `make run` first")
     examples_dir = newest_examples_dir(config)
+    if args.memory_child:
+        memory_child(config.serving_dir / str(version), examples_dir, args.memory_child)
+        return
+    if args.memory:
+        memory(args.root, config.serving_dir / str(version), examples_dir)
+        return
     examples = replay_data.load_replay_examples(examples_dir)
     model = config.serving_dir / str(version)
     gate_checks.run_checks(str(model), examples)  # warm-up: traces the signatures once

@@ -2,7 +2,7 @@
 
 The models come from `tests/model_zoo.py` (tf.Modules with the project's two signatures, the
 correct one through the real Transform-free parsing); the HTTP layer is tested end to end
-with the pipeline-trained model in tests/e2e/test_pipeline_e2e.py.
+with the pipeline-trained model in tests/e2e/test_server_e2e.py.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 import pytest
 import tensorflow_model_analysis as tfma
-from conftest import PIPELINE_NODE_IDS
+from pipeline_nodes import PIPELINE_NODE_IDS
 
 from pipeline import local_runner
 from pipeline.code_version import code_fingerprint
