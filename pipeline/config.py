@@ -81,7 +81,9 @@ class PipelineConfig:
         beam_args: Beam pipeline options, passed through to every Beam-based component.
         beam_runner: `direct` (the DirectRunner with `beam_args`) or `portable` (Beam's
             portable runner: a job server, SDK workers, `beam_args` added to its options).
-        beam_workers: with `portable`, SDK worker processes per job (`--sdk_worker_parallelism`).
+        beam_workers: with `portable`, SDK worker processes per job (`--sdk_worker_parallelism`);
+            one by default, like the DirectRunner's one process: on a machine of few cores more
+            workers only compete for them (`python benchmarks/bench_portable.py --scales 10`).
         beam_job_endpoint: with `portable`, the `HOST:PORT` of a running job server (Flink's,
             Spark's); None: the run starts its own on 127.0.0.1, with a worker pool.
         beam_environment_config: with `beam_job_endpoint`, the `HOST:PORT` at which that
@@ -119,7 +121,7 @@ class PipelineConfig:
     beam_args: tuple[str, ...] = DEFAULT_BEAM_ARGS
     beam_args_given: bool = False
     beam_runner: str = "direct"
-    beam_workers: int = 2
+    beam_workers: int = 1
     beam_job_endpoint: str | None = None
     beam_environment_config: str | None = None
     run_fn: str = DEFAULT_RUN_FN

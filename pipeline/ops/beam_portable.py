@@ -293,7 +293,7 @@ def worker_failure(event: dict) -> str | None:
         return f"SDK worker {event['worker_id']} could not start: {event.get('cause')}"
     if event["event"] != "exited" or event.get("stopped") or event.get("returncode") == 0:
         return None
-    cause = event.get("cause") or "no output"
+    cause = event.get("cause") or "nothing in its log says why"
     return (
         f"SDK worker {event['worker_id']} (pid {event['pid']}) {describe_exit(event['returncode'])}: "
         f"{cause} (log {event.get('log')})"
@@ -377,4 +377,8 @@ def preflight(config: PipelineConfig) -> str:
         probe_worker_python(sys.executable)
     except BeamServerError as error:
         raise ConfigError(str(error)) from None
-    return f"Beam: a local job service and worker pool, {config.beam_workers} SDK workers ({sys.executable})"
+    return f"Beam: a local job service and worker pool, {workers(config.beam_workers)} ({sys.executable})"
+
+
+def workers(count: int) -> str:
+    return f"{count} SDK worker{'' if count == 1 else 's'}"

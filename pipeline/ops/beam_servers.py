@@ -1,8 +1,10 @@
 """Beam's portable job service, SDK worker pool and SDK worker, bound to loopback only.
 
 `python -m pipeline.ops.beam_servers job-service|worker-pool|worker|check ...`, started by
-`pipeline.ops.beam_portable` (never by hand). Beam's own mains (`local_job_service_main`,
-`worker_pool_main`) would do, but for four things:
+`pipeline.ops.beam_portable` for `run --beam portable`; `worker-pool --port 50000` is also the
+SDK worker pool a Flink or Spark job server's workers reach as a sidecar in their pod
+(docs/beam-runners.md). Beam's own mains (`local_job_service_main`, `worker_pool_main`) would
+do, but for four things:
 
 - Every gRPC server they open binds every interface (`[::]`) without authentication: the job
   API, and for each job the control, data, state and logging servers. Here each server binds
@@ -203,19 +205,31 @@ def _terminate(process: subprocess.Popen, grace_s: float = 5) -> None:
 
 
 def last_error_line(log: Path, max_chars: int = 300) -> str:
-    """The line of a log that best says why a process ended: the last exception line, else the last."""
+    """The line of a log that best says why a process ended: the last exception line, else the last.
+
+    Python's warnings (library deprecations at import) say nothing about an exit and are skipped.
+    """
     try:
-        lines = [line.strip() for line in log.read_text(errors="replace").splitlines() if line.strip()]
+        text = log.read_text(errors="replace")
     except OSError:
         return ""
+    lines = [
+        line.strip()
+        for line in text.splitlines()
+        if line.strip() and "Warning" not in line and not line.strip().startswith("warnings.warn")
+    ]
     errors = [
         line for line in lines if ("Error" in line or "Exception" in line) and not line.startswith("File")
     ]
     return (errors or lines or [""])[-1][:max_chars]
 
 
-def worker_pool(port_file: Path, python: str, log_dir: Path, events: Path) -> None:
-    """Serve Beam's worker pool API on 127.0.0.1 until SIGTERM; each worker runs `python`."""
+def worker_pool(port_file: Path | None, python: str, log_dir: Path, events: Path, port: int = 0) -> None:
+    """Serve Beam's worker pool API on 127.0.0.1 until SIGTERM; each worker runs `python`.
+
+    `port` 0 picks a free one, written to `port_file`; a fixed one serves a job server's
+    workers in the same pod (a sidecar: docs/beam-runners.md).
+    """
     import grpc
     from apache_beam.portability.api import beam_fn_api_pb2, beam_fn_api_pb2_grpc
     from apache_beam.utils import thread_pool_executor
@@ -238,7 +252,7 @@ def worker_pool(port_file: Path, python: str, log_dir: Path, events: Path) -> No
         thread_pool_executor.shared_unbounded_instance(),
         options=[("grpc.http2.max_pings_without_data", 0), ("grpc.http2.max_ping_strikes", 0)],
     )
-    port = server.add_insecure_port(f"{LOOPBACK}:0")
+    port = server.add_insecure_port(f"{LOOPBACK}:{port}")
     beam_fn_api_pb2_grpc.add_BeamFnExternalWorkerPoolServicer_to_server(Pool(), server)
     server.start()
 
@@ -248,7 +262,8 @@ def worker_pool(port_file: Path, python: str, log_dir: Path, events: Path) -> No
 
     on_sigterm(cleanup)
     exit_with_parent(cleanup)
-    write_atomically(port_file, str(port))
+    if port_file is not None:
+        write_atomically(port_file, str(port))
     while True:
         time.sleep(3600)
 
@@ -289,10 +304,11 @@ def main(argv: list[str] | None = None) -> None:
     service.add_argument("--port-file", type=Path, required=True)
     service.add_argument("--staging-dir", type=Path, required=True)
     pool = roles.add_parser("worker-pool")
-    pool.add_argument("--port-file", type=Path, required=True)
+    pool.add_argument("--port", type=int, default=0, help="0: a free port, written to --port-file")
+    pool.add_argument("--port-file", type=Path)
     pool.add_argument("--worker-python", default=sys.executable)
     pool.add_argument("--log-dir", type=Path, required=True)
-    pool.add_argument("--events", type=Path, required=True)
+    pool.add_argument("--events", type=Path, help="default: <log-dir>/workers.jsonl")
     one = roles.add_parser("worker")
     one.add_argument("--control", required=True)
     one.add_argument("--worker-id", required=True)
@@ -301,7 +317,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.role == "job-service":
         job_service(args.port_file, args.staging_dir)
     elif args.role == "worker-pool":
-        worker_pool(args.port_file, args.worker_python, args.log_dir, args.events)
+        args.log_dir.mkdir(parents=True, exist_ok=True)
+        events = args.events or args.log_dir / "workers.jsonl"
+        worker_pool(args.port_file, args.worker_python, args.log_dir, events, args.port)
     elif args.role == "worker":
         worker(args.control, args.worker_id)
     else:

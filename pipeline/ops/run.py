@@ -179,7 +179,7 @@ def _build_and_run(config: PipelineConfig, verbose: bool, explicit_window: bool)
         if beam is not None:
             print(
                 f"Beam: job service {beam.job_endpoint}, worker pool {beam.worker_pool}, "
-                f"{config.beam_workers} SDK workers a stage (logs: {beam_dir})",
+                f"{beam_portable.workers(config.beam_workers)} a stage (logs: {beam_dir})",
                 flush=True,
             )
         try:

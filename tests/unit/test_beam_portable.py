@@ -121,7 +121,7 @@ def test_runner_options_hold_no_port_for_the_runs_own_servers():
     assert runner_beam_args(cluster) == [
         "--runner=PortableRunner",
         "--job_endpoint=flink-jobserver:8099",
-        "--sdk_worker_parallelism=2",
+        "--sdk_worker_parallelism=1",
         "--job_server_timeout=86400",
         "--environment_type=EXTERNAL",
         "--environment_config=localhost:50000",
@@ -155,16 +155,36 @@ def test_cli_options_reach_the_config_and_the_preflight(tmp_path, capsys):
     assert not root.exists()
 
 
-def test_compile_refuses_servers_on_this_machine(tmp_path, capsys):
-    status = main(
-        [
-            *("compile", "--image", "r/i:1", "--pipeline-root", "gs://b/r", "--data-root", "gs://b/d"),
-            *("--serving-dir", "gs://b/s", "--output", str(tmp_path / "p.yaml"), "--beam", "portable"),
-        ]
-    )
-    assert status == EXIT_USAGE
+def test_compile_writes_a_job_servers_options_and_refuses_servers_on_this_machine(tmp_path, capsys):
+    spec = tmp_path / "p.yaml"
+    compile_args = [
+        *("compile", "--image", "r/i:1", "--pipeline-root", "gs://b/r", "--data-root", "gs://b/d"),
+        *("--serving-dir", "gs://b/s", "--output", str(spec)),
+    ]
+    assert main([*compile_args, "--beam", "portable"]) == EXIT_USAGE
     assert "--job-endpoint HOST:PORT" in capsys.readouterr().err
-    assert not (tmp_path / "p.yaml").exists()
+    assert not spec.exists()
+    cluster = ["--job-endpoint", "flink-jobserver:8099", "--environment-config", "localhost:50000"]
+    cluster += ["--beam-workers", "2"]
+    assert main([*compile_args, *cluster]) == EXIT_OK
+    text = spec.read_text()
+    for option in (
+        "--runner=PortableRunner",
+        "--job_endpoint=flink-jobserver:8099",
+        "--environment_type=EXTERNAL",
+        "--environment_config=localhost:50000",
+        "--sdk_worker_parallelism=2",
+    ):
+        assert option in text
+    assert "--setup_file" not in text and "--direct_running_mode" not in text
+
+
+def test_the_scheduled_line_carries_the_runner(tmp_path, capsys):
+    status = main(
+        ["schedule", "--print", "--root", str(tmp_path / "r"), "--beam", "portable", "--beam-workers", "3"]
+    )
+    assert status == EXIT_OK
+    assert "run --root " in (out := capsys.readouterr().out) and "--beam portable --beam-workers 3" in out
 
 
 # --- the servers --------------------------------------------------------------------------

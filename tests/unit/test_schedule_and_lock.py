@@ -149,7 +149,7 @@ def test_schedule_twice_then_remove_with_the_real_crontab(real_crontab, tmp_path
     assert status == EXIT_OK and "Scheduled" in out
     installed = schedule.read_crontab()
     assert installed.count(f"{schedule.MARKER}{root}\n") == 1  # replaced, never duplicated
-    assert "\n15 5 * * 1 cd " in installed
+    assert f"\n15 5 * * 1 mkdir -p {root / 'logs'} && cd " in installed
     assert (root / "logs").is_dir()  # cron's redirection needs the folder
     assert cli("schedule", "--root", str(root), "--remove")[0] == EXIT_OK
     assert f"{schedule.MARKER}{root}" not in schedule.read_crontab()

@@ -87,5 +87,5 @@ def test_without_a_stride_every_record_is_read_once(files):
     assert sorted(drawn) == [(f, i) for f in range(8) for i in range(5_000)]
 
 
-def test_the_estimate_counts_one_file_and_scales_by_bytes(files):
-    assert trainer.estimate_records(files) == pytest.approx(40_000, rel=0.02)
+def test_the_split_is_counted_exactly(files):
+    assert trainer.count_records(files) == 40_000
