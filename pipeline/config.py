@@ -166,15 +166,14 @@ class PipelineConfig:
             value = getattr(self, name)
             if not value or not all(c.isalnum() or c in "_-" for c in value):
                 raise ConfigError(f"{name} must be letters, digits, '_' or '-', got {value!r}")
-        for name in (
-            "gate_tolerance",
-            "edge_accuracy_tolerance",
-            "edge_auc_tolerance",
-            "calibration_tolerance",
-        ):
+        for name in ("gate_tolerance", "edge_accuracy_tolerance", "edge_auc_tolerance"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ConfigError(f"{name} must be within [0, 1], got {value!r}")
+        # Calibration is a ratio: a tolerance of 1 or more leaves no lower bound, and a large
+        # one lets a deliberately weak model through (tests of what the other gates catch).
+        if not self.calibration_tolerance >= 0.0:
+            raise ConfigError(f"calibration_tolerance must be >= 0, got {self.calibration_tolerance!r}")
         if self.strategy not in STRATEGIES:
             raise ConfigError(f"strategy must be one of {STRATEGIES}, got {self.strategy!r}")
         module, _, function = self.run_fn.rpartition(".")

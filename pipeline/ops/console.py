@@ -14,7 +14,9 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -65,16 +67,19 @@ def log_path(root: Path, command: str) -> Path:
 def library_output(path: Path | None):
     """Library output to `path` while the block runs; None: no change (`--verbose`).
 
-    Yields the path. The log, and any folder made for it, is removed again when nothing was
-    written to it.
+    Yields the path. The output is written to a temporary file first and moved to `path` (its
+    folders made then) only when something was written: a quiet command leaves no trace under
+    the root, and a command that makes the same folders itself keeps them.
     """
     if path is None:
         yield None
         return
-    folders = [] if path == Path(os.devnull) else [path.parent, *path.parent.parents]
-    created = [folder for folder in folders if not folder.exists()]
-    for folder in reversed(created):
-        folder.mkdir()
+    if path == Path(os.devnull):
+        target = path
+    else:
+        handle, name = tempfile.mkstemp(prefix="pipeline-cli-", suffix=".log")
+        os.close(handle)
+        target = Path(name)
     saved_stream = sys.stderr
     sys.stderr.flush()
     saved_fd = os.dup(2)
@@ -85,7 +90,7 @@ def library_output(path: Path | None):
     except (AttributeError, OSError, io.UnsupportedOperation):
         own_fd = False
     console = os.fdopen(os.dup(saved_fd), "w", buffering=1) if own_fd else saved_stream
-    with open(path, "a", buffering=1) as log:
+    with open(target, "a", buffering=1) as log:
         os.dup2(log.fileno(), 2)
         sorting = sys.stderr = _SortingStderr(console, log, saved_stream)
         try:
@@ -98,8 +103,13 @@ def library_output(path: Path | None):
             sys.stderr = saved_stream
             if own_fd:
                 console.close()
-    with contextlib.suppress(OSError):
-        if path.is_file() and path.stat().st_size == 0:
-            path.unlink()
-            for folder in created:  # innermost first: a quiet command leaves no trace
-                folder.rmdir()
+    if target == path:
+        return
+    if target.stat().st_size == 0:
+        target.unlink()
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(target), path)
+    except OSError:
+        pass  # the root is not writable: the output stays in the temporary file

@@ -212,6 +212,8 @@ def world(tmp_path_factory):
             "0.3",
             "--regression-tolerance",
             "1.0",
+            "--calibration-tolerance",
+            "10",
         )
         result["weak_run"] = (status, out, err)
         result["v2"] = wait_for(lambda: (v := served_version(port)) != result["v1"] and v, timeout=60)

@@ -9,9 +9,9 @@ One module fixture makes three runs on the embedded data, in-process:
 
 The portable run must push a model whose statistics and eval metrics are the DirectRunner's
 (every number within 1e-5), with every Beam component run while SDK workers were alive, every
-listener on loopback, and no process left behind. Both train with `exact_count_trainer.run_fn`
-(beside this file): the real run_fn, planned from an exact example count instead of the
-gzipped files' bytes, which differ between processes for the same examples.
+listener on loopback, and no process left behind. Both train with the real run_fn, which
+plans from an exact count of the training examples (`models.trainer.count_records`): the
+gzipped files' bytes of the same examples differ between the processes that wrote them.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ WORKERS = 2
 BEAM_NODES = ("SpanWindowCsvExampleGen", "StatisticsGen", "Transform", "Evaluator")
 SERVER_MARKERS = ("pipeline.ops.beam_servers", "worker_pool_main", "local_job_service_main")
 TOLERANCE = 1e-5
-RUN_FN = "exact_count_trainer.run_fn"
+RUN_FN = PipelineConfig.run_fn
 
 
 class Sampler(threading.Thread):
