@@ -41,6 +41,7 @@ from serving.gate_defaults import DEFAULT_BATCH_TOLERANCE
 from serving.gate_defaults import DEFAULT_EDGE_ACCURACY_TOLERANCE as DEFAULT_ACCURACY_TOLERANCE
 from serving.gate_defaults import DEFAULT_EDGE_AUC_TOLERANCE as DEFAULT_AUC_TOLERANCE
 from serving.gate_verdict import FAIL, PASS, SKIPPED, Check, Verdict, finite_or_none
+from serving.replay_data import labels_of
 from serving.replay_source import ReplaySource
 from serving.signature_replay import (
     SignatureReplay,
@@ -181,6 +182,7 @@ def run_edge_checks(
     batch_size = batch_size or replay_batch_size(source.count)
     inputs_of = raw_inputs(source, specs)
     caller = (lambda **inputs: runner(**inputs), inputs_of)
+    source.keep("labels", labels_of)  # read while the in-order pass holds each block
     replay = replay_together({EDGE_REPLAY: caller}, in_order(source.count, batch_size, source.sizes))[
         EDGE_REPLAY
     ]

@@ -150,6 +150,7 @@ def run_checks(
         SERVING_SIGNATURE: serialized_caller(model, source),
         RAW_SIGNATURE: raw_caller(model, specs, source),
     }
+    source.keep("labels", labels_of)  # read while the in-order pass holds each block
     replayed = replay_together(callers, in_order(source.count, batch_size, source.sizes))
     serialized_replay, raw_replay = replayed[SERVING_SIGNATURE], replayed[RAW_SIGNATURE]
     replays = [serialized_replay, raw_replay]
@@ -172,7 +173,8 @@ def run_checks(
 
 def replay_labels(source: ReplaySource) -> np.ndarray | None:
     """The big-tipper label of every example of `source`, block by block; None without tips."""
-    labels = [labels_of(source.examples(block)) for block in range(len(source.sizes))]
+    source.keep("labels", labels_of)
+    labels = source.kept("labels")
     return None if any(block is None for block in labels) else np.concatenate(labels)
 
 

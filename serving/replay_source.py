@@ -36,6 +36,7 @@ class ReplaySource:
         self._block: int | None = None
         self._examples: np.ndarray | None = None
         self._derived: dict = {}
+        self._kept: dict = {}  # key -> (make, {block: value}), kept across blocks
 
     def __len__(self) -> int:
         return self.count
@@ -93,7 +94,25 @@ class ReplaySource:
                     f"block {block} holds {len(self._examples)} examples, {self.sizes[block]} counted"
                 )
             self._block = block
+            for make, values in self._kept.values():
+                if block not in values:
+                    values[block] = make(self._examples)
         return self._examples
+
+    def keep(self, key, make: Callable[[np.ndarray], object]) -> None:
+        """Compute `make(examples)` of each block as it is loaded, and keep it (small results).
+
+        A replay pass loads every block anyway: what is kept costs no pass of its own.
+        """
+        self._kept.setdefault(key, (make, {}))
+
+    def kept(self, key) -> list:
+        """Every block's kept value of `key`, in block order (loading the blocks not seen yet)."""
+        make, values = self._kept[key]
+        for block in range(len(self.sizes)):
+            if block not in values:
+                values[block] = make(self.examples(block))
+        return [values[block] for block in range(len(self.sizes))]
 
     def derived(self, block: int, key, make: Callable[[np.ndarray], object]):
         """`make(examples(block))`, computed once while the block is held."""
@@ -101,10 +120,6 @@ class ReplaySource:
         if key not in self._derived:
             self._derived[key] = make(examples)
         return self._derived[key]
-
-    def each_block(self, make: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
-        """`make` of every block's examples, concatenated in row order."""
-        return np.concatenate([make(self.examples(block)) for block in range(len(self.sizes))])
 
 
 def _slice(serialized, start: int, size: int):

@@ -341,6 +341,14 @@ def test_a_replay_source_holds_one_block_and_refuses_rows_across_blocks(workspac
     source.derived(2, "n", lambda examples: calls.append(len(examples)))
     source.derived(2, "n", lambda examples: calls.append(len(examples)))
     assert calls == [88]  # computed once while the block is held
+    # What is kept (the labels) is computed as each block is loaded by a pass, never in a pass of
+    # its own, and survives the block's unloading.
+    kept_calls = []
+    source.keep("sizes", lambda examples: kept_calls.append(len(examples)) or len(examples))
+    for block in (0, 1, 2, 0):
+        source.examples(block)
+    assert kept_calls == [256, 256, 88]  # block 2 was held when keep() was called: loaded again
+    assert source.kept("sizes") == [256, 256, 88] and kept_calls == [256, 256, 88]
 
 
 def test_block_plans_keep_every_batch_in_one_block_and_cover_every_example():
