@@ -1,16 +1,24 @@
-"""Pieces more than one component uses: the data gate's error, split files, the EdgeModel type.
+"""Pieces more than one component uses: errors, split files, EdgeModel, copies, push records.
 
 TFX keeps shared types in `tfx/types` and helpers in `tfx/components/util`, never in another
 component's executor; this module is that home for our components (and for `pipeline/ops`,
-which tells a data-gate stop from a failure by `DataAnomalyError`).
+which tells a data-gate stop from a failure by `DataAnomalyError`). Every artifact byte goes
+through TFX's `fileio`, so a bucket URI (Kubeflow's `gs://`) works as a local path does.
 """
 
 from __future__ import annotations
 
+import json
 import os
 
 from tfx.dsl.io import fileio
 from tfx.types import artifact, artifact_utils
+from tfx.utils import io_utils
+
+# Written by the AtomicPusher into every version it pushes, before the version is renamed into
+# place: which Model artifact it came from (Kubeflow's baseline resolver reads it). TF Serving
+# ignores `assets.extra/`.
+PUSH_RECORD_FILE = os.path.join("assets.extra", "push_record.json")
 
 
 class DataAnomalyError(RuntimeError):
@@ -26,8 +34,10 @@ class EdgeModel(artifact.Artifact):
     Written by EdgeExport, read by the Pusher.
     """
 
-    # KFP v2 names a custom artifact type `<namespace>.<Name>` (its schema title).
-    TYPE_NAME = "taxi.EdgeModel"
+    # KFP v2 carries a custom type by its name (the schema title, `<lowercase>.<Name>`, one
+    # dot: TFX's compiler checks it), and TFX's container entrypoint imports the class by that
+    # name: `components.EdgeModel` is this class, re-exported by the `components` package.
+    TYPE_NAME = "components.EdgeModel"
 
 
 def split_files(examples_artifact, split: str) -> list[str]:
@@ -41,3 +51,50 @@ def split_files(examples_artifact, split: str) -> list[str]:
     if not files:
         raise FileNotFoundError(f"split '{split}' of {examples_artifact.uri} holds no files")
     return files
+
+
+def copy_tree(source: str, destination: str) -> None:
+    """Copy the folder `source` to `destination` (replaced if it exists), local or bucket URIs alike.
+
+    TFX's `io_utils.copy_dir`, which TFX's own Pusher copies a model with: it walks `source`
+    with `fileio` and copies file by file, where `shutil.copytree` would write a local folder
+    named `gs:`.
+    """
+    io_utils.copy_dir(source, destination)
+
+
+def existing_versions(base_directory: str) -> list[int]:
+    """Integer version folders under `base_directory` (TF Serving's model base path), ascending."""
+    if not fileio.isdir(base_directory):
+        return []
+    # A bucket lists its folders with a trailing slash.
+    names = (name.rstrip("/") for name in fileio.listdir(base_directory))
+    return sorted(int(name) for name in names if name.isdigit())
+
+
+def read_push_records(base_directory: str) -> list[dict]:
+    """The push record of every version under `base_directory`, ascending by version.
+
+    Each is `{"version": int, "model_uri": str, "pushed_at": float (unix seconds), "edge": str
+    or None}`, as the AtomicPusher wrote it; versions without a record (pushed by another
+    pusher) are left out.
+    """
+    records = []
+    for version in existing_versions(base_directory):
+        path = os.path.join(base_directory, str(version), PUSH_RECORD_FILE)
+        if fileio.exists(path):
+            with fileio.open(path) as handle:
+                records.append(json.load(handle))
+    return records
+
+
+# Set on the `model` output of a PushedModelResolver (components/resolver): 1 when it holds a
+# pushed model, 0 when none qualified (the first run).
+MODEL_FOUND_PROPERTY = "found"
+
+
+def model_found(model_artifact) -> bool:
+    """False only for a resolver's Model output that says it holds no model."""
+    if not model_artifact.has_custom_property(MODEL_FOUND_PROPERTY):
+        return True
+    return model_artifact.get_int_custom_property(MODEL_FOUND_PROPERTY) == 1

@@ -108,12 +108,15 @@ def check_span_file(path: str | Path, span: int | None = None) -> SpanFileSummar
         SpanDataError: naming span, file, line, column and the offending values (the first
             `QUOTED_PROBLEMS` and a count) for the first kind of problem found.
     """
-    path = Path(path)
-    where = f"span {span}: {path}" if span is not None else str(path)
-    data = path.read_bytes()
+    import tensorflow as tf  # Imported here: tf.io.gfile reads bucket URIs (gs://) as local paths.
+
+    path = str(path)
+    where = f"span {span}: {path}" if span is not None else path
+    with tf.io.gfile.GFile(path, "rb") as handle:
+        data = handle.read()
     rows = _fast_rows(data) if data else None
     if rows is not None:
-        return SpanFileSummary(str(path), rows)
+        return SpanFileSummary(path, rows)
     summary = _exact_check(data, path, where)
     # Arrow refused what the exact reader accepts (e.g. "1_000" for an int): ExampleGen reads
     # with Arrow, so this is a refusal too, in Arrow's words.
@@ -122,7 +125,7 @@ def check_span_file(path: str | Path, span: int | None = None) -> SpanFileSummar
     )
 
 
-def _exact_check(data: bytes, path: Path, where: str) -> SpanFileSummary:
+def _exact_check(data: bytes, path: str, where: str) -> SpanFileSummary:
     """The line-by-line reader: raises SpanDataError naming the first problem, else a summary."""
     if not data:
         raise SpanDataError(f"{where} is empty (0 bytes): not even a header row")
@@ -167,7 +170,7 @@ def _exact_check(data: bytes, path: Path, where: str) -> SpanFileSummary:
         raise SpanDataError(f"{where}: " + "; ".join(problems) + more)
     if rows == 0:
         raise SpanDataError(f"{where} has a header but no rows: the span is empty")
-    return SpanFileSummary(str(path), rows)
+    return SpanFileSummary(path, rows)
 
 
 def check_span(span: int | None, files: list[str]) -> int:

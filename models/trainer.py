@@ -364,7 +364,8 @@ def run_fn(fn_args: FnArgs) -> None:
     with strategy.scope():
         model = build_model(categorical_cardinalities(vocabulary_sizes(tf_transform_output)), model_config)
 
-    if custom.get(WARM_START_KEY) and fn_args.base_model:
+    # A container resolver that found no pushed model hands over an empty folder.
+    if custom.get(WARM_START_KEY) and fn_args.base_model and tf.io.gfile.exists(fn_args.base_model):
         log.info(warm_start(model, fn_args.base_model, tf_transform_output))
     steps_per_epoch = max(1, math.ceil(plan.steps / epochs))
     model.fit(

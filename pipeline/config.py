@@ -1,7 +1,9 @@
 """Typed, frozen run configuration, validated on construction.
 
 Everything a run writes lives under one root directory (`root`): span data, pipeline
-artifacts, the ML Metadata store and the serving directory. Nothing here touches the disk.
+artifacts, the ML Metadata store and the serving directory. The data, the artifacts and the
+serving directory may live in a bucket instead (`data_root`, `artifact_root`: a URI such as
+gs://...); the ML Metadata store stays a local SQLite file. Nothing here touches the disk.
 """
 
 from __future__ import annotations
@@ -48,13 +50,27 @@ class ConfigError(ValueError):
     """A configuration value is out of range; the message names the field and the value."""
 
 
+def is_uri(path: str | Path) -> bool:
+    """A file-system URI (gs://, s3://, ram://...), which only `fileio` can read, not a local path."""
+    return "://" in str(path)
+
+
+def _below(base: Path | str, *parts: str) -> Path | str:
+    """`base`/parts: a Path below a local folder, a string below a URI."""
+    return base.joinpath(*parts) if isinstance(base, Path) else "/".join([base.rstrip("/"), *parts])
+
+
 @dataclasses.dataclass(frozen=True)
 class PipelineConfig:
     """Settings of one pipeline run.
 
     Attributes:
         root: folder holding everything the run reads and writes.
-        data_root: folder of `span-<k>/` CSV folders; default `<root>/data` (the embedded data).
+        data_root: folder or URI of `span-<k>/` CSV folders; default `<root>/data` (the
+            embedded data).
+        artifact_root: folder or URI (a bucket, as on Kubeflow) that holds the pipeline
+            artifacts (`pipeline/`) and the serving directory (`serving/`) instead of `root`;
+            the ML Metadata store and the staged schema stay under `root`.
         first_span, last_span: span window (inclusive); None means the oldest / newest available.
         window_spans: unless `first_span` is set, train and evaluate on the newest this many
             spans (up to `last_span`); None for every span.
@@ -96,7 +112,8 @@ class PipelineConfig:
     """
 
     root: Path = DEFAULT_ROOT
-    data_root: Path | None = None
+    data_root: Path | str | None = None
+    artifact_root: Path | str | None = None
     first_span: int | None = None
     last_span: int | None = None
     window_spans: int | None = 4
@@ -130,8 +147,10 @@ class PipelineConfig:
 
     def __post_init__(self):
         object.__setattr__(self, "root", Path(self.root).absolute())
-        if self.data_root is not None:
-            object.__setattr__(self, "data_root", Path(self.data_root).absolute())
+        for name in ("data_root", "artifact_root"):
+            value = getattr(self, name)
+            if value is not None and not is_uri(value):
+                object.__setattr__(self, name, Path(value).absolute())
         object.__setattr__(self, "beam_args", tuple(self.beam_args))
         for name in (
             "train_steps",
@@ -232,7 +251,7 @@ class PipelineConfig:
         return ()
 
     @property
-    def span_data_root(self) -> Path:
+    def span_data_root(self) -> Path | str:
         return self.data_root or self.root / "data"
 
     @property
@@ -240,17 +259,17 @@ class PipelineConfig:
         return self.data_root is None
 
     @property
-    def pipeline_root(self) -> Path:
-        return self.root / "pipeline"
+    def pipeline_root(self) -> Path | str:
+        return _below(self.artifact_root or self.root, "pipeline")
 
     @property
     def metadata_path(self) -> Path:
         return self.root / "metadata" / "metadata.db"
 
     @property
-    def serving_dir(self) -> Path:
+    def serving_dir(self) -> Path | str:
         """`<root>/serving/<model name>`: TF Serving's model base path; versions go below it."""
-        return self.root / "serving" / self.model_name
+        return _below(self.artifact_root or self.root, "serving", self.model_name)
 
     @property
     def staged_schema_dir(self) -> Path:

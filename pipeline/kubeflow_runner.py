@@ -7,8 +7,12 @@ The same DAG as the local runner, with what a cluster needs instead of local pat
 - runtime parameters (pipeline.RUNTIME_PARAMETERS) a recurring run can override;
 - resources per component through its platform config: the Trainer asks for GPUs
   (`nvidia.com/gpu`, count configurable) and a node selector for the accelerator model;
-- ExampleGen's pre-cache-check driver is ours (`components.example_gen.kfp_driver`) so the
-  rolling span window works as it does locally.
+- only container and importer executors, no lifecycle hooks: what open-source KFP 2.x runs
+  (its backend compiler refuses any other executor and ignores hooks). The baseline and
+  warm-start models come from `PushedModelResolver` container tasks (components/resolver),
+  not resolver executors; ExampleGen resolves the span window inside its own task (its
+  executor, when no driver ran), not in a pre-cache-check hook. Those tasks read state
+  outside their inputs (the data root, the serving dir), so KFP must not cache them.
 
 The output is KFP's own pipeline YAML: the PipelineSpec, then (second document) the
 Kubernetes platform spec with the Trainer's node selector, as `kfp` itself writes it.
@@ -30,17 +34,26 @@ from kfp.pipeline_spec import pipeline_spec_pb2  # noqa: E402
 from tfx.orchestration import data_types  # noqa: E402
 from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner  # noqa: E402
 
-from components.example_gen.kfp_driver import DRIVER_COMMAND  # noqa: E402
 from pipeline.config import PipelineConfig  # noqa: E402
 from pipeline.local_runner import model_arguments  # noqa: E402
 from pipeline.pipeline import RUNTIME_PARAMETERS, create_pipeline  # noqa: E402
 
 ResourceSpec = pipeline_spec_pb2.PipelineDeploymentConfig.PipelineContainerSpec.ResourceSpec
 
-# Where kubeflow/Dockerfile installs the project (the schema is read from the image).
-IMAGE_PROJECT_DIR = "/opt/pipeline"
-IMAGE_SCHEMA_PATH = f"{IMAGE_PROJECT_DIR}/schemas/schema.pbtxt"
-BUCKET_SCHEMES = ("gs://", "s3://", "minio://")
+# The curated schema inside the image, relative to its WORKDIR (/opt/pipeline, where
+# kubeflow/Dockerfile installs the project): the same path resolves in a checkout's root,
+# where `kfp-run` runs the tasks.
+IMAGE_SCHEMA_PATH = "schemas/schema.pbtxt"
+BUCKET_SCHEMES = ("gs://",)
+# Schemes KFP users reach for that TensorFlow's file systems here cannot open.
+UNSUPPORTED_SCHEMES = {
+    "s3://": "TensorFlow 2.16 has no s3 file system (`File system scheme 's3' not implemented`; "
+    "it moved to tensorflow-io, which has no wheel for this stack)",
+    "minio://": "no TensorFlow file system reads minio:// (MinIO speaks S3, which TensorFlow "
+    "2.16 cannot open either)",
+}
+# Tasks whose output depends on more than their inputs: a cached result would be stale.
+UNCACHED_TASKS = ("SpanWindowCsvExampleGen", "latest_blessed_model_resolver", "warm_start_model_resolver")
 DEFAULT_OUTPUT = Path("kubeflow/build/pipeline.yaml")
 TRAINER_ID = "Trainer"
 # Node label the GKE scheduler matches to a GPU model (other clouds: pass --accelerator-label).
@@ -99,6 +112,11 @@ class KubeflowSettings:
             raise CompileError(f"--image must be a container image reference, got {self.image!r}")
         for name in ("pipeline_root", "data_root", "serving_dir"):
             value = getattr(self, name)
+            for scheme, why in UNSUPPORTED_SCHEMES.items():
+                if str(value).startswith(scheme):
+                    raise CompileError(
+                        f"--{name.replace('_', '-')} {value!r}: {scheme} roots are not supported: {why}"
+                    )
             if not str(value).startswith(BUCKET_SCHEMES):
                 raise CompileError(
                     f"--{name.replace('_', '-')} must be a bucket URI ({', '.join(BUCKET_SCHEMES)}): "
@@ -177,7 +195,7 @@ def build(config: PipelineConfig, settings: KubeflowSettings):
             node.with_platform_config(resource_spec(cpu, memory, gpus, settings.gpu_resource))
         elif type(node).__name__ in HEAVY_COMPONENTS:
             node.with_platform_config(resource_spec(settings.heavy_cpu, settings.heavy_memory_gib))
-        elif hasattr(node, "executor_spec") and not node.id.endswith("resolver"):
+        elif hasattr(node, "executor_spec"):
             node.with_platform_config(resource_spec(settings.light_cpu, settings.light_memory_gib))
     return tfx_pipeline
 
@@ -197,7 +215,8 @@ def compile_pipeline(
         job = json.loads(Path(tmp, "pipeline_job.json").read_text())
     spec = job["pipelineSpec"]
     spec["defaultPipelineRoot"] = settings.pipeline_root
-    _use_window_driver(spec)
+    _drop_lifecycle_hooks(spec)
+    _disable_cache(spec, UNCACHED_TASKS)
     _fill_resources(spec, tfx_pipeline)
     _set_parameter_defaults(spec, runtime_parameter_defaults(tfx_pipeline))
     documents = [spec]
@@ -218,16 +237,25 @@ def executor_label(spec: dict, task_id: str) -> str:
     return spec["components"][component]["executorLabel"]
 
 
-def _use_window_driver(spec: dict) -> None:
-    executors = spec["deploymentSpec"]["executors"]
-    replaced = 0
-    for executor in executors.values():
-        hook = executor.get("container", {}).get("lifecycle", {}).get("preCacheCheck")
-        if hook and "file_based_example_gen.driver" in " ".join(hook.get("command", [])):
-            hook["command"] = list(DRIVER_COMMAND)
-            replaced += 1
-    if replaced != 1:
-        raise CompileError(f"expected one ExampleGen driver hook in the compiled spec, found {replaced}")
+def _drop_lifecycle_hooks(spec: dict) -> None:
+    """Remove the pre-cache-check hook TFX gives every file-based ExampleGen.
+
+    Open-source KFP never runs it; our ExampleGen executor resolves the window itself.
+    """
+    dropped = [
+        label
+        for label, ex in spec["deploymentSpec"]["executors"].items()
+        if ex.get("container", {}).pop("lifecycle", None)
+    ]
+    if len(dropped) != 1 or "ExampleGen" not in dropped[0]:
+        raise CompileError(f"expected one ExampleGen lifecycle hook in the compiled spec, found {dropped}")
+
+
+def _disable_cache(spec: dict, task_ids) -> None:
+    for task_id in task_ids:
+        task = spec["root"]["dag"]["tasks"].get(task_id)
+        if task is not None:
+            task["cachingOptions"] = {"enableCache": False}
 
 
 def _fill_resources(spec: dict, tfx_pipeline) -> None:

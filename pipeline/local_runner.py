@@ -11,6 +11,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # Must precede the first TensorFlow import.
 
+from tfx.dsl.io import fileio  # noqa: E402
 from tfx.orchestration import metadata  # noqa: E402
 from tfx.orchestration.local.local_dag_runner import LocalDagRunner  # noqa: E402
 
@@ -24,6 +25,7 @@ from pipeline.config import (  # noqa: E402
     PORTABLE_JOB_TIMEOUT_S,
     ConfigError,
     PipelineConfig,
+    is_uri,
 )
 from pipeline.pipeline import SPAN_PATTERN, create_pipeline  # noqa: E402
 from schemas import SCHEMA_PATH  # noqa: E402
@@ -190,10 +192,13 @@ def check_arguments(
     return spans
 
 
-def _spans_on_disk(root: Path) -> list[int]:
-    if not root.is_dir():
+def _spans_on_disk(root: Path | str) -> list[int]:
+    if is_uri(root):
+        if not _uri_is_folder(root, "--data-root"):
+            raise ConfigError(f"--data-root {root}: no such folder")
+    elif not root.is_dir():
         raise ConfigError(f"--data-root {root}: no such folder")
-    if not os.access(root, os.R_OK | os.X_OK):
+    elif not os.access(root, os.R_OK | os.X_OK):
         raise ConfigError(f"--data-root {root}: not readable by this user")
     spans = available_spans(str(root), SPAN_PATTERN)
     if not spans:
@@ -203,16 +208,31 @@ def _spans_on_disk(root: Path) -> list[int]:
     return spans
 
 
-def _check_writable(root: Path) -> None:
-    """The run root, or the folder it will be created in, must be writable by this user."""
+def _uri_is_folder(uri: str, option: str) -> bool:
+    """Whether `uri` is a folder, asked of its file system (which raises when unreachable)."""
+    try:
+        return fileio.exists(uri) and fileio.isdir(uri)  # isdir answers False where exists raises
+    except Exception as error:  # noqa: BLE001 (each file system raises its own errors)
+        raise ConfigError(f"{option} {uri}: {type(error).__name__}: {error}") from None
+
+
+def _check_writable(root: Path | str, option: str = "--root") -> None:
+    """The run root, or the folder it will be created in, must be writable by this user.
+
+    A URI (a bucket) is only asked whether its file system answers: whether this user may
+    write there shows at the first write (a check that writes would leave a trace).
+    """
+    if is_uri(root):
+        _uri_is_folder(root, option)
+        return
     existing = root
     while not existing.exists():
         existing = existing.parent
     if not existing.is_dir():
-        raise ConfigError(f"--root {root}: {existing} is not a folder")
+        raise ConfigError(f"{option} {root}: {existing} is not a folder")
     if not os.access(existing, os.W_OK | os.X_OK):
         what = "the run root" if existing == root else f"{existing}, where the run root would be created,"
-        raise ConfigError(f"--root {root}: {what} is not writable by this user")
+        raise ConfigError(f"{option} {root}: {what} is not writable by this user")
 
 
 def preflight(config: PipelineConfig, explicit_window: bool = False) -> str:
@@ -226,6 +246,8 @@ def preflight(config: PipelineConfig, explicit_window: bool = False) -> str:
         ConfigError, DataError: one line naming the problem.
     """
     _check_writable(config.root)
+    if config.artifact_root is not None:
+        _check_writable(config.artifact_root, "artifact_root")
     if config.uses_embedded_data:
         source = embedded.taxi_sample_path()
         on_disk = config.span_data_root.is_dir() and available_spans(str(config.span_data_root), SPAN_PATTERN)
@@ -237,8 +259,9 @@ def preflight(config: PipelineConfig, explicit_window: bool = False) -> str:
         spans = check_arguments(config, explicit_window)
         data = str(config.span_data_root)
     window = _window(config, spans)
+    artifacts = f"; artifacts {config.artifact_root}" if config.artifact_root is not None else ""
     return (
-        f"Pre-flight OK: root {config.root} writable; data {data}, spans {_span_list(spans)}; "
+        f"Pre-flight OK: root {config.root} writable{artifacts}; data {data}, spans {_span_list(spans)}; "
         f"this run would use spans {_span_list(window)}"
     )
 

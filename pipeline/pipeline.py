@@ -174,6 +174,8 @@ def training_stage(
     warm_start: bool,
     tfjob: dict | None,
     runtime_parameters: bool,
+    portable_resolvers: bool = False,
+    serving_dir: str = "",
 ) -> TrainingStage:
     """Transform (analysis only) and the Trainer, in-process or as a TFJob; optional warm start."""
     transform = read_file_batches(
@@ -192,7 +194,7 @@ def training_stage(
     )
     transform.add_upstream_node(data.anomaly_gate)
     transform.add_upstream_node(data.drift_gate)
-    warm_start_resolver = make_warm_start_resolver() if warm_start else None
+    warm_start_resolver = make_warm_start_resolver(portable_resolvers, serving_dir) if warm_start else None
     if tfjob:
         TFJobSettings(**{k: v for k, v in tfjob.items() if k not in ("api_server", "poll_s")})
     trainer = (TFJobTrainer if tfjob else Trainer)(
@@ -223,10 +225,11 @@ def evaluation_stage(
     edge_auc_tolerance: float,
     portable_resolvers: bool,
     runtime_parameters: bool,
+    serving_dir: str = "",
 ) -> EvaluationStage:
     """The Evaluator against the latest blessed model, then the serving gate and the edge export."""
     model = trainer.outputs["model"]
-    baseline = make_baseline_resolver(model, portable=portable_resolvers)
+    baseline = make_baseline_resolver(model, portable=portable_resolvers, serving_dir=serving_dir)
     evaluator = read_file_batches(
         Evaluator(
             examples=data.examples,
@@ -338,9 +341,10 @@ def create_pipeline(
             `poll_s`; None (the default) trains in-process.
         runtime_parameters: make the settings in RUNTIME_PARAMETERS runtime parameters whose
             defaults are the values given here (Kubeflow: a recurring run can change them).
-        portable_resolvers: use TFX's stock resolver strategies only (KubeflowV2DagRunner
-            rejects custom ones): the baseline is the latest blessed model, which on an
-            unchanged re-run can be the candidate itself.
+        portable_resolvers: container tasks instead of resolver nodes, for orchestrators that
+            run only container and importer executors (open-source Kubeflow Pipelines): the
+            baseline (and the warm start) is the newest model the Pusher pushed to
+            `serving_dir` other than the candidate (components/resolver).
 
     Returns:
         The TFX pipeline.
@@ -363,6 +367,8 @@ def create_pipeline(
         warm_start=warm_start,
         tfjob=tfjob,
         runtime_parameters=runtime_parameters,
+        portable_resolvers=portable_resolvers,
+        serving_dir=serving_dir,
     )
     evaluation = evaluation_stage(
         data,
@@ -375,6 +381,7 @@ def create_pipeline(
         edge_auc_tolerance=edge_auc_tolerance,
         portable_resolvers=portable_resolvers,
         runtime_parameters=runtime_parameters,
+        serving_dir=serving_dir,
     )
     pusher = push_stage(training.trainer, evaluation, serving_dir)
     return tfx_pipeline.Pipeline(

@@ -6,6 +6,7 @@ import os
 
 from tensorflow_metadata.proto.v0 import anomalies_pb2
 from tfx.dsl.components.base import base_executor
+from tfx.dsl.io import fileio
 from tfx.types import artifact_utils
 
 from components.anomaly_gate import spec
@@ -20,7 +21,7 @@ def load_anomalies(anomalies_artifact) -> dict[str, anomalies_pb2.Anomalies]:
             artifact_utils.get_split_uri([anomalies_artifact], split), spec.ANOMALIES_FILE_NAME
         )
         proto = anomalies_pb2.Anomalies()
-        with open(path, "rb") as handle:
+        with fileio.open(path, "rb") as handle:
             proto.ParseFromString(handle.read())
         result[split] = proto
     return result

@@ -8,12 +8,13 @@ divergence for numerical ones, as configured by the schema's `drift_comparator`s
 from __future__ import annotations
 
 import dataclasses
-import glob
+import io
 import os
 
 import pandas as pd
 import tensorflow_data_validation as tfdv
 from tensorflow_metadata.proto.v0 import anomalies_pb2, schema_pb2, statistics_pb2
+from tfx.dsl.io import fileio
 
 from models import features
 
@@ -42,18 +43,23 @@ class Distance:
 
 def span_files(data_root: str, span_pattern: str, span: int) -> list[str]:
     """The files of one span (`span_pattern` with `{SPAN}` under `data_root`)."""
-    return sorted(glob.glob(os.path.join(data_root, span_pattern.replace("{SPAN}", str(span)))))
+    return sorted(fileio.glob(os.path.join(data_root, span_pattern.replace("{SPAN}", str(span)))))
 
 
 def span_statistics(files: list[str]) -> statistics_pb2.DatasetFeatureStatisticsList:
     """TFDV statistics of the rows of `files` (CSV with the taxi columns)."""
     if not files:
         raise FileNotFoundError("no files for the span")
-    frame = pd.concat(
-        [pd.read_csv(f, dtype={c: str for c in features.RAW_STRING_COLUMNS}) for f in files],
-        ignore_index=True,
-    )
+    frame = pd.concat([_read_csv(f) for f in files], ignore_index=True)
     return tfdv.generate_statistics_from_dataframe(frame)
+
+
+def _read_csv(path: str) -> pd.DataFrame:
+    # pandas opens a bucket URI only with gcsfs installed, and its parser wants a file object
+    # that TensorFlow's GFile is not quite: the bytes are read through fileio and parsed here.
+    with fileio.open(path, "rb") as handle:
+        data = io.BytesIO(handle.read())
+    return pd.read_csv(data, dtype={c: str for c in features.RAW_STRING_COLUMNS})
 
 
 def distances(

@@ -12,6 +12,7 @@ import logging
 import os
 
 from tfx.dsl.components.base import base_executor
+from tfx.dsl.io import fileio
 from tfx.types import artifact_utils
 from tfx.utils import io_utils
 
@@ -90,8 +91,8 @@ class Executor(base_executor.BaseExecutor):
             )
         else:
             summary = f"span {newest} is the first: nothing to compare with"
-        os.makedirs(report.uri, exist_ok=True)
-        with open(os.path.join(report.uri, spec.DRIFT_FILE_NAME), "w") as handle:
+        fileio.makedirs(report.uri)
+        with fileio.open(os.path.join(report.uri, spec.DRIFT_FILE_NAME), "w") as handle:
             json.dump(result, handle, indent=2, sort_keys=True)
         report.set_int_custom_property(spec.DRIFT_DETECTED_PROPERTY, int(bool(drifted)))
         report.set_int_custom_property(spec.DRIFT_ACCEPTED_PROPERTY, int(bool(drifted) and accept))

@@ -15,6 +15,7 @@ import time
 
 import numpy as np
 from tfx.dsl.components.base import base_executor
+from tfx.dsl.io import fileio
 from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
@@ -37,8 +38,9 @@ def _reference(input_dict, model_dir: str, count: int):
     if input_dict.get(spec.SERVING_BLESSING_KEY):
         blessing = artifact_utils.get_single_instance(input_dict[spec.SERVING_BLESSING_KEY])
         path = os.path.join(blessing.uri, serving_gate_spec.RAW_ANSWERS_FILE_NAME)
-        if os.path.exists(path):
-            answers = np.load(path)
+        if fileio.exists(path):
+            with fileio.open(path, "rb") as handle:
+                answers = np.load(handle)
             if answers.shape == (count,):
                 return answers, path
             log.warning("ignoring %s: %s answers for %d examples", path, answers.shape, count)
@@ -127,11 +129,11 @@ class Executor(base_executor.BaseExecutor):
             )
         gated = time.perf_counter()
 
-        os.makedirs(output.uri, exist_ok=True)
+        fileio.makedirs(output.uri)
         if flatbuffer:
-            with open(os.path.join(output.uri, spec.MODEL_FILE_NAME), "wb") as handle:
+            with fileio.open(os.path.join(output.uri, spec.MODEL_FILE_NAME), "wb") as handle:
                 handle.write(flatbuffer)
-        with open(os.path.join(output.uri, spec.VERDICT_FILE_NAME), "w") as handle:
+        with fileio.open(os.path.join(output.uri, spec.VERDICT_FILE_NAME), "w") as handle:
             handle.write(verdict.to_json())
         metadata = edge_metadata(
             flatbuffer,
@@ -143,7 +145,7 @@ class Executor(base_executor.BaseExecutor):
             reference=reference_source,
             seconds={"convert": round(converted - started, 3), "gate": round(gated - converted, 3)},
         )
-        with open(os.path.join(output.uri, spec.METADATA_FILE_NAME), "w") as handle:
+        with fileio.open(os.path.join(output.uri, spec.METADATA_FILE_NAME), "w") as handle:
             json.dump(metadata, handle, indent=2, sort_keys=True)
         output.set_int_custom_property(spec.BLESSED_PROPERTY, int(verdict.blessed))
         output.set_string_custom_property(spec.VERDICT_PROPERTY, verdict.summary())

@@ -92,7 +92,7 @@ def resolve_window(exec_properties: dict) -> dict:
     Every split's `{SPAN}` pattern becomes the window's spans; adds `span` (the newest),
     `spans` (all) and the input fingerprint.
 
-    Shared by the local driver below and the Kubeflow driver (`kfp_driver`).
+    Shared by the local driver below and, where no driver runs (Kubeflow), the executor.
     """
     exec_properties = dict(exec_properties)
     input_base = exec_properties[standard_component_specs.INPUT_BASE_KEY]

@@ -12,6 +12,7 @@ import numpy as np
 import pyarrow as pa
 from pyarrow import csv as pcsv
 from tfx.components.example_gen import base_example_gen_executor, utils, write_split
+from tfx.components.example_gen import driver as tfx_driver
 from tfx.components.util import examples_utils
 from tfx.dsl.io import fileio
 from tfx.proto import example_gen_pb2
@@ -19,7 +20,7 @@ from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import proto_utils
 from tfx_bsl.coders import example_coder
 
-from components.example_gen.driver import PATTERN_SEPARATOR, SPANS_PROPERTY
+from components.example_gen.driver import PATTERN_SEPARATOR, SPAN_SPEC, SPANS_PROPERTY, resolve_window
 from components.shared import DataAnomalyError
 from data.span_checks import SpanDataError, check_span
 from data.tfrecords import write_tfrecords
@@ -35,6 +36,25 @@ def match_files(input_base: str, split_pattern: str) -> list[list[str]]:
             raise RuntimeError(f"split pattern {pattern} matches no file under {input_base}")
         files.append(matched)
     return files
+
+
+def resolve_window_here(exec_properties: dict, examples) -> dict:
+    """The exec properties with the span window resolved, when no driver resolved it.
+
+    Locally `SpanWindowDriver` resolves the window before the executor runs. On Kubeflow
+    Pipelines no driver runs (the open-source backend has no pre-cache-check hook), so the
+    patterns still hold `{SPAN}`: the window is resolved here, by the same `resolve_window`,
+    and the output artifact gets what the driver would have set (span, version, input
+    fingerprint, `spans`); the task's ExecutorOutput carries them downstream.
+    """
+    input_config = example_gen_pb2.Input()
+    proto_utils.json_to_proto(exec_properties[standard_component_specs.INPUT_CONFIG_KEY], input_config)
+    if not any(SPAN_SPEC in split.pattern for split in input_config.splits):
+        return exec_properties
+    resolved = resolve_window(exec_properties)
+    tfx_driver.update_output_artifact(exec_properties=resolved, output_artifact=examples.mlmd_artifact)
+    examples.set_string_custom_property(SPANS_PROPERTY, resolved[SPANS_PROPERTY])
+    return resolved
 
 
 def check_window(spans: list[int | None], files_by_span: list[list[str]]) -> dict:
@@ -172,6 +192,8 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
 
     def Do(self, input_dict, output_dict, exec_properties) -> None:
         self._log_startup(input_dict, output_dict, exec_properties)
+        examples = artifact_utils.get_single_instance(output_dict[standard_component_specs.EXAMPLES_KEY])
+        exec_properties = resolve_window_here(exec_properties, examples)
         input_config = example_gen_pb2.Input()
         proto_utils.json_to_proto(exec_properties[standard_component_specs.INPUT_CONFIG_KEY], input_config)
         output_config = example_gen_pb2.Output()
@@ -179,7 +201,6 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
         if len(input_config.splits) != 1 or not output_config.split_config.splits:
             raise ValueError("SpanWindowCsvExampleGen takes one input split and hash-bucket output splits")
         split_names = utils.generate_output_split_names(input_config, output_config)
-        examples = artifact_utils.get_single_instance(output_dict[standard_component_specs.EXAMPLES_KEY])
         examples.split_names = artifact_utils.encode_split_names(split_names)
         split_uris = [artifact_utils.get_split_uri([examples], name) for name in split_names]
         for uri in split_uris:

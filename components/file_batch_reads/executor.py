@@ -17,9 +17,11 @@ from tfx.components.evaluator import executor as evaluator_executor
 from tfx.components.statistics_gen import executor as statistics_gen_executor
 from tfx.components.transform import executor as transform_executor
 from tfx.components.util import tfxio_utils
+from tfx.types import standard_component_specs
 from tfx_bsl.tfxio import tf_example_record
 
 from components.file_batch_reads.tfxio import FileBatchTFExampleRecord
+from components.shared import model_found
 
 
 def file_batch_form(tfxio):
@@ -53,9 +55,18 @@ class StatisticsGenExecutor(statistics_gen_executor.Executor):
 
 
 class EvaluatorExecutor(evaluator_executor.Executor):
-    """TFX's Evaluator executor, reading a file at a time."""
+    """TFX's Evaluator executor, reading a file at a time.
+
+    A baseline from a PushedModelResolver that found no pushed model (Kubeflow's first run)
+    is dropped, so the Evaluator runs without one exactly as after an empty resolver node.
+    """
 
     def Do(self, input_dict, output_dict, exec_properties):  # noqa: N802
+        baseline = input_dict.get(standard_component_specs.BASELINE_MODEL_KEY)
+        if baseline and not all(model_found(model) for model in baseline):
+            input_dict = {
+                k: v for k, v in input_dict.items() if k != standard_component_specs.BASELINE_MODEL_KEY
+            }
         with file_batch_tfxio():
             return super().Do(input_dict, output_dict, exec_properties)
 

@@ -4,39 +4,41 @@ TFX's filesystem Pusher copies the model straight into `<base>/<unix time>/`: a 
 instance polling the folder can load a half-copied version, two pushes in one second collide,
 and a clock set back yields a smaller version. Here the model is copied into a hidden staging
 folder (TF Serving ignores names that are not integers) and renamed into place in one step,
-and the version is max(unix time, newest existing version + 1).
+and the version is max(unix time, newest existing version + 1). Every version carries a push
+record (`assets.extra/push_record.json`: the version, the Model artifact it came from, when,
+and its edge folder), written before the rename; `components.shared.read_push_records` reads
+them back.
 
 With an edge model (EdgeExport's output) that the edge gate blessed, the same version also
-gets `<base>/edge/<version>/` (`model.tflite` and `metadata.json`), placed the same way. A
-refused or failed edge push is recorded on the PushedModel (`edge_pushed` 0, `edge_reason`)
-and never undoes or blocks the SavedModel's.
+gets `<base>/edge/<version>/` (`model.tflite` and `metadata.json`), placed the same way, while
+the SavedModel waits in its staging folder (so the record names the edge outcome). A refused
+or failed edge push is recorded on the PushedModel (`edge_pushed` 0, `edge_reason`) and never
+undoes or blocks the SavedModel's; an edge version whose SavedModel version then fails to be
+placed is removed again.
+
+Every byte goes through TFX's `fileio`: the base directory and the artifacts may be bucket URIs.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
-import shutil
-import tempfile
 import time
 
+import tensorflow as tf
 from tfx.components.pusher import executor as tfx_pusher_executor
+from tfx.dsl.io import fileio
 from tfx.proto import pusher_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import proto_utils
 
 from components.edge_export import spec as edge_spec
 from components.pusher import spec
+from components.shared import PUSH_RECORD_FILE, copy_tree, existing_versions
 
 log = logging.getLogger(__name__)
-
-
-def existing_versions(base_directory: str) -> list[int]:
-    """Integer version folders under `base_directory`, ascending."""
-    if not os.path.isdir(base_directory):
-        return []
-    return sorted(int(name) for name in os.listdir(base_directory) if name.isdigit())
 
 
 def next_version(base_directory: str, now: float | None = None) -> int:
@@ -46,19 +48,47 @@ def next_version(base_directory: str, now: float | None = None) -> int:
     return max([candidate] + [v + 1 for v in versions])
 
 
+def _remove(path: str) -> None:
+    if fileio.exists(path):
+        fileio.rmtree(path)
+
+
+@contextlib.contextmanager
+def _staging(base_directory: str, version: int):
+    """An empty hidden folder `<base_directory>/.staging-<version>-<pid>`, removed if the block fails."""
+    staging = os.path.join(base_directory, f".staging-{version}-{os.getpid()}")
+    _remove(staging)
+    fileio.makedirs(staging)
+    try:
+        yield staging
+    except BaseException:
+        _remove(staging)
+        raise
+
+
+def _place(staging: str, base_directory: str, version: int) -> str:
+    """Rename `staging` to `<base_directory>/<version>` in one step, never over an existing version."""
+    target = os.path.join(base_directory, str(version))
+    try:
+        fileio.rename(staging, target, overwrite=False)
+    except tf.errors.AlreadyExistsError as error:
+        raise FileExistsError(f"version {version} already exists under {base_directory}") from error
+    return target
+
+
 def atomic_copy_tree(source: str, base_directory: str, version: int) -> str:
     """Copy `source` to `<base_directory>/<version>` so that the final folder appears complete."""
-    os.makedirs(base_directory, exist_ok=True)
-    target = os.path.join(base_directory, str(version))
-    staging = os.path.join(base_directory, f".staging-{version}-{os.getpid()}")
-    shutil.rmtree(staging, ignore_errors=True)
-    shutil.copytree(source, staging)
-    try:
-        os.rename(staging, target)  # Fails rather than overwrite an existing version.
-    except OSError:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return target
+    with _staging(base_directory, version) as staging:
+        copy_tree(source, staging)
+        return _place(staging, base_directory, version)
+
+
+def _write_push_record(version_folder: str, version: int, model_uri: str, edge: str | None) -> None:
+    record = {"version": version, "model_uri": model_uri, "pushed_at": time.time(), "edge": edge}
+    path = os.path.join(version_folder, PUSH_RECORD_FILE)
+    fileio.makedirs(os.path.dirname(path))
+    with fileio.open(path, "w") as handle:
+        json.dump(record, handle, indent=2, sort_keys=True)
 
 
 class Executor(tfx_pusher_executor.Executor):
@@ -76,12 +106,23 @@ class Executor(tfx_pusher_executor.Executor):
         if destination.WhichOneof("destination") != "filesystem":
             raise ValueError("AtomicPusher pushes to a filesystem destination only")
         base = destination.filesystem.base_directory
+        model = artifact_utils.get_single_instance(input_dict[standard_component_specs.MODEL_KEY])
         version = next_version(base)
-        target = atomic_copy_tree(self.GetModelPath(input_dict), base, version)
+        target = os.path.join(base, str(version))
+        with _staging(base, version) as staging:
+            copy_tree(self.GetModelPath(input_dict), staging)
+            edge = None
+            if input_dict.get(spec.EDGE_MODEL_KEY):
+                edge_model = artifact_utils.get_single_instance(input_dict[spec.EDGE_MODEL_KEY])
+                edge = push_edge_model(edge_model, base, version, target, model_push)
+            try:
+                _write_push_record(staging, version, model.uri, edge)
+                _place(staging, base, version)
+            except BaseException:
+                if edge:
+                    _remove(edge)  # No edge version without its SavedModel version.
+                raise
         self._MarkPushed(model_push, pushed_destination=target, pushed_version=str(version))
-        if input_dict.get(spec.EDGE_MODEL_KEY):
-            edge_model = artifact_utils.get_single_instance(input_dict[spec.EDGE_MODEL_KEY])
-            push_edge_model(edge_model, base, version, target, model_push)
 
 
 def push_edge_model(edge_model, base: str, version: int, saved_model: str, model_push) -> str | None:
@@ -102,7 +143,7 @@ def push_edge_model(edge_model, base: str, version: int, saved_model: str, model
             target = _copy_edge_model(
                 edge_model.uri, os.path.join(base, spec.EDGE_FOLDER), version, saved_model
             )
-        except (OSError, ValueError) as error:
+        except (OSError, ValueError, tf.errors.OpError) as error:
             reason = f"writing it failed: {error}"
     model_push.set_int_custom_property(spec.EDGE_PUSHED_PROPERTY, int(target is not None))
     if target is None:
@@ -115,9 +156,9 @@ def push_edge_model(edge_model, base: str, version: int, saved_model: str, model
 
 def _copy_edge_model(source: str, edge_base: str, version: int, saved_model: str) -> str:
     """`model.tflite` and its metadata (with the version) into `<edge_base>/<version>/`, atomically."""
-    with open(os.path.join(source, edge_spec.MODEL_FILE_NAME), "rb") as handle:
+    with fileio.open(os.path.join(source, edge_spec.MODEL_FILE_NAME), "rb") as handle:
         flatbuffer = handle.read()
-    with open(os.path.join(source, edge_spec.METADATA_FILE_NAME)) as handle:
+    with fileio.open(os.path.join(source, edge_spec.METADATA_FILE_NAME)) as handle:
         metadata = json.load(handle)
     if metadata.get("bytes") != len(flatbuffer):
         raise ValueError(
@@ -125,12 +166,9 @@ def _copy_edge_model(source: str, edge_base: str, version: int, saved_model: str
             f"its metadata says {metadata.get('bytes')}"
         )
     metadata.update({"version": version, "saved_model": saved_model})
-    os.makedirs(edge_base, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=edge_base, prefix=".assembling-") as assembling:
-        folder = os.path.join(assembling, str(version))
-        os.makedirs(folder)
-        with open(os.path.join(folder, edge_spec.MODEL_FILE_NAME), "wb") as handle:
+    with _staging(edge_base, version) as staging:
+        with fileio.open(os.path.join(staging, edge_spec.MODEL_FILE_NAME), "wb") as handle:
             handle.write(flatbuffer)
-        with open(os.path.join(folder, edge_spec.METADATA_FILE_NAME), "w") as handle:
+        with fileio.open(os.path.join(staging, edge_spec.METADATA_FILE_NAME), "w") as handle:
             json.dump(metadata, handle, indent=2, sort_keys=True)
-        return atomic_copy_tree(folder, edge_base, version)
+        return _place(staging, edge_base, version)

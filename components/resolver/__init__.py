@@ -1,1 +1,1 @@
-"""Resolver nodes: the latest blessed model other than the candidate, and for warm start."""
+"""Resolver nodes (ML Metadata) and the container resolver over the serving dir: baseline and warm start."""

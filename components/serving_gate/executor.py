@@ -11,6 +11,7 @@ import os
 
 import numpy as np
 from tfx.dsl.components.base import base_executor
+from tfx.dsl.io import fileio
 from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
@@ -43,11 +44,12 @@ class Executor(base_executor.BaseExecutor):
             metric_tolerance=float(exec_properties[spec.METRIC_TOLERANCE_KEY]),
             parity_tolerance=float(exec_properties[spec.PARITY_TOLERANCE_KEY]),
         )
-        os.makedirs(blessing.uri, exist_ok=True)
-        with open(os.path.join(blessing.uri, spec.VERDICT_FILE_NAME), "w") as handle:
+        fileio.makedirs(blessing.uri)
+        with fileio.open(os.path.join(blessing.uri, spec.VERDICT_FILE_NAME), "w") as handle:
             handle.write(verdict.to_json())
         if RAW_SIGNATURE in verdict.answers:
-            np.save(os.path.join(blessing.uri, spec.RAW_ANSWERS_FILE_NAME), verdict.answers[RAW_SIGNATURE])
+            with fileio.open(os.path.join(blessing.uri, spec.RAW_ANSWERS_FILE_NAME), "wb") as handle:
+                np.save(handle, verdict.answers[RAW_SIGNATURE])
         blessing.set_int_custom_property(spec.BLESSED_PROPERTY, int(verdict.blessed))
         blessing.set_string_custom_property(spec.VERDICT_PROPERTY, verdict.summary())
         if verdict.blessed:

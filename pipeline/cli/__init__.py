@@ -25,9 +25,9 @@ from pathlib import Path
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # Must precede the first TensorFlow import.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from pipeline.cli import history, kubeflow, monitoring, serving, training  # noqa: E402
+from pipeline.cli import history, kfp_run, kubeflow, monitoring, serving, training  # noqa: E402
 
-GROUPS = (training, history, serving, monitoring, kubeflow)
+GROUPS = (training, history, serving, monitoring, kubeflow, kfp_run)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -24,7 +24,7 @@ def add_commands(commands) -> None:
         required=True,
         help="the project's image (kubeflow/Dockerfile), e.g. REGISTRY/taxi-pipeline:TAG",
     )
-    compile_.add_argument("--pipeline-root", required=True, help="artifact bucket: gs://, s3:// or minio://")
+    compile_.add_argument("--pipeline-root", required=True, help="artifact bucket (gs://)")
     compile_.add_argument("--data-root", required=True, help="bucket folder of span-<k>/*.csv")
     compile_.add_argument("--serving-dir", required=True, help="bucket folder the Pusher writes versions to")
     compile_.add_argument(

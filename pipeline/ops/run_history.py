@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
+from tfx.dsl.io import fileio
 from tfx.orchestration import metadata
 
 from components.drift_gate import spec as drift_spec
@@ -254,7 +255,7 @@ def load_report(metadata_path: str | Path, run_id: str | None = None, store=None
                 report.edge_blessed = props[edge_spec.BLESSED_PROPERTY].int_value == 1
                 report.edge_summary = props[edge_spec.VERDICT_PROPERTY].string_value
                 report.edge_bytes = props[edge_spec.BYTES_PROPERTY].int_value
-                report.edge_checks = _verdict_checks(Path(edge_model.uri) / edge_spec.VERDICT_FILE_NAME)
+                report.edge_checks = _verdict_checks(f"{edge_model.uri}/{edge_spec.VERDICT_FILE_NAME}")
         for pushed in node.outputs.get("pushed_model", []):
             props = pushed.custom_properties
             if props.get("pushed") is not None and props["pushed"].int_value == 1:
@@ -275,19 +276,28 @@ def _rollback_pin(pushed_path: str | None) -> int | None:
 
     if not pushed_path:
         return None
-    pin = Path(pushed_path).parent / PIN_FILE
     try:
-        return json.loads(pin.read_text()).get("version") if pin.is_file() else None
+        pin = _read_json(f"{pushed_path.rstrip('/').rpartition('/')[0]}/{PIN_FILE}")
     except (OSError, ValueError):
         return None
+    return pin.get("version") if pin else None
 
 
 def _gate_checks(blessing_uri: str) -> list[dict]:
-    return _verdict_checks(Path(blessing_uri) / gate_spec.VERDICT_FILE_NAME)
+    return _verdict_checks(f"{blessing_uri}/{gate_spec.VERDICT_FILE_NAME}")
 
 
-def _verdict_checks(path: Path) -> list[dict]:
-    return json.loads(path.read_text())["checks"] if path.is_file() else []
+def _verdict_checks(path: str) -> list[dict]:
+    verdict = _read_json(path)
+    return verdict["checks"] if verdict else []
+
+
+def _read_json(path: str) -> dict | None:
+    """A JSON file of an artifact or the serving directory, through `fileio` (gs:// alike); None if absent."""
+    if not fileio.exists(path) or fileio.isdir(path):
+        return None
+    with fileio.open(path, "r") as handle:
+        return json.loads(handle.read())
 
 
 def weakest_slices(report: RunReport, count: int = 5) -> list[tuple[str, dict[str, float]]]:

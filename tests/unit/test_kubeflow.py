@@ -1,4 +1,4 @@
-"""Kubeflow: the compiled spec, the ExampleGen driver on KFP, deploy, KServe manifest, image.
+"""Kubeflow: the compiled spec, the ExampleGen window on KFP, deploy, KServe manifest, image.
 
 The compile runs the real KubeflowV2DagRunner and loads the YAML with the real `kfp` SDK.
 Deploy runs the real `kfp.Client` against `tests/kfp_standin.py`, a loopback HTTP server that
@@ -16,10 +16,8 @@ import kserve  # noqa: F401  (see below)
 import pytest
 import yaml
 from google.protobuf import json_format
-from kfp.pipeline_spec import pipeline_spec_pb2
 from kfp_standin import KfpStandIn
 
-from components.example_gen import kfp_driver
 from pipeline import kubeflow_runner
 from pipeline.cli import main
 from pipeline.config import PipelineConfig
@@ -101,16 +99,15 @@ def test_same_nodes_as_the_local_pipeline(spec, tmp_path):
     )
     local_ids = {node.id for node in local.components}
     tasks = set(spec["root"]["dag"]["tasks"])
-    # KFP compiles a resolver node into one task per resolved channel: `<id>-<channel>-resolver`.
-    task_nodes = {next((i for i in local_ids if t == i or t.startswith(i + "-")), t) for t in tasks}
-    assert task_nodes == local_ids
+    # The same node ids: the resolver nodes are container tasks under the same names.
+    assert tasks == local_ids
 
 
 def test_every_executor_runs_the_image_with_the_beam_args(spec):
     containers = {
         k: v["container"] for k, v in spec["deploymentSpec"]["executors"].items() if "container" in v
     }
-    assert len(containers) == 12
+    assert len(containers) == 13
     for name, container in containers.items():
         assert container["image"] == IMAGE, name
         assert container["command"][:3] == [
@@ -136,7 +133,9 @@ def test_every_executor_runs_the_image_with_the_beam_args(spec):
 def test_the_edge_model_travels_as_a_custom_artifact_from_edge_export_to_the_pusher(spec):
     outputs = spec["components"]["EdgeExport"]["outputDefinitions"]["artifacts"]
     # A custom type travels as its schema title (KFP recovers the type by that name at run time).
-    assert outputs["edge_model"]["artifactType"]["instanceSchema"].startswith("title: taxi.EdgeModel\n")
+    # TFX's container entrypoint imports it by that title: it must be an importable class path.
+    title = outputs["edge_model"]["artifactType"]["instanceSchema"].split("\n")[0]
+    assert title == "title: components.EdgeModel"
     pusher_inputs = spec["root"]["dag"]["tasks"]["AtomicPusher"]["inputs"]["artifacts"]
     assert pusher_inputs["edge_model"]["taskOutputArtifact"] == {
         "outputArtifactKey": "edge_model",
@@ -172,10 +171,33 @@ def test_runtime_parameters_feed_the_components(spec):
         assert tasks[task]["inputs"]["parameters"][parameter] == {"componentInputParameter": name}
 
 
-def test_example_gen_uses_our_window_driver(spec):
-    executor = spec["deploymentSpec"]["executors"]["SpanWindowCsvExampleGen_executor"]["container"]
-    assert executor["lifecycle"]["preCacheCheck"]["command"] == kfp_driver.DRIVER_COMMAND
-    assert "components.example_gen.executor.Executor" in executor["args"]
+def test_only_container_and_importer_executors_and_no_lifecycle_hooks(spec):
+    """What open-source KFP 2.x's backend compiler accepts (backend/src/v2/compiler/visitor.go)."""
+    for label, executor in spec["deploymentSpec"]["executors"].items():
+        assert set(executor) <= {"container", "importer"}, label
+        assert "lifecycle" not in executor.get("container", {}), label
+
+
+def test_window_and_baseline_are_container_tasks_that_kfp_does_not_cache(spec):
+    tasks = spec["root"]["dag"]["tasks"]
+    executors = spec["deploymentSpec"]["executors"]
+    example_gen = executors["SpanWindowCsvExampleGen_executor"]["container"]
+    assert "components.example_gen.executor.Executor" in example_gen["args"]
+    resolver = executors[kubeflow_runner.executor_label(spec, "latest_blessed_model_resolver")]["container"]
+    assert "components.resolver.executor.Executor" in resolver["args"]
+    baseline = tasks["latest_blessed_model_resolver"]
+    assert baseline["inputs"]["parameters"]["serving_dir"]["runtimeValue"]["constant"] == (
+        "gs://taxi-bucket/serving/big_tipper"
+    )
+    assert baseline["inputs"]["artifacts"]["candidate"]["taskOutputArtifact"]["producerTask"] == "Trainer"
+    assert tasks["Evaluator"]["inputs"]["artifacts"]["baseline_model"]["taskOutputArtifact"] == {
+        "outputArtifactKey": "model",
+        "producerTask": "latest_blessed_model_resolver",
+    }
+    # Their results depend on the data root and the serving dir, not only on their inputs.
+    for task in ("SpanWindowCsvExampleGen", "latest_blessed_model_resolver"):
+        assert tasks[task]["cachingOptions"] == {"enableCache": False}, task
+    assert tasks["Trainer"]["cachingOptions"] == {"enableCache": True}
 
 
 def _write_spans(root: Path, spans) -> None:
@@ -185,87 +207,47 @@ def _write_spans(root: Path, spans) -> None:
         (folder / "data.csv").write_text(f"trip_miles,fare\n{span}.5,{span}\n")
 
 
-# What the compiled spec passes as --json_serialized_inputs_spec_args (pipeline spec 2.1).
-INPUTS_SPEC = {
-    "parameters": {
-        name: {"parameterType": "STRING"}
-        for name in ("input_base", "input_config", "output_config", "range_config")
+def _unresolved(data: Path, range_config: dict) -> dict:
+    """ExampleGen's exec properties as a KFP task receives them: no driver has run."""
+    return {
+        "input_base": str(data),
+        "input_config": json.dumps({"splits": [{"name": "all", "pattern": "span-{SPAN}/*.csv"}]}),
+        "range_config": json.dumps(range_config),
+        "output_config": "{}",
     }
-}
 
 
-def test_kfp_driver_resolves_a_rolling_window(tmp_path):
-    """The KFP pre-cache-check driver on a real ExecutorInput, as KFP passes it."""
+def test_example_gen_resolves_a_rolling_window_in_its_own_task(tmp_path):
+    from tfx.types import standard_artifacts
+
+    from components.example_gen.executor import resolve_window_here
+
     data = tmp_path / "data"
     _write_spans(data, [1, 2, 3, 4])
-    output_file = tmp_path / "out" / "executor_output.json"
-    executor_input = {
-        "inputs": {
-            "parameterValues": {
-                "input_base": str(data),
-                "input_config": json.dumps({"splits": [{"name": "all", "pattern": "span-{SPAN}/*.csv"}]}),
-                "range_config": json.dumps({"rolling_range": {"num_spans": 3}}),
-                "output_config": "{}",
-            }
-        },
-        "outputs": {
-            "artifacts": {
-                "examples": {
-                    "artifacts": [
-                        {
-                            "name": "projects/p/examples",
-                            "type": {"schemaTitle": "tfx.Examples"},
-                            "uri": str(tmp_path / "out" / "examples"),
-                        }
-                    ]
-                }
-            },
-            "outputFile": str(output_file),
-        },
-    }
-    args = ["--json_serialized_invocation_args", json.dumps(executor_input)]
-    args += ["--json_serialized_inputs_spec_args", json.dumps(INPUTS_SPEC), "--runner=X"]
-    assert kfp_driver.main(args) == 0
-    output = json.loads(output_file.read_text())
-    values = output["parameterValues"]
-    assert values["span"] == 4 and values["spans"] == "2,3,4"
-    patterns = json.loads(values["input_config"])["splits"][0]["pattern"]
+    examples = standard_artifacts.Examples()
+    resolved = resolve_window_here(_unresolved(data, {"rolling_range": {"num_spans": 3}}), examples)
+    assert resolved["spans"] == "2,3,4" and resolved["span"] == 4
+    patterns = json.loads(resolved["input_config"])["splits"][0]["pattern"]
     assert patterns == "span-2/*.csv|span-3/*.csv|span-4/*.csv"
-    assert values["input_fingerprint"].count("split:all") == 3
-    artifact = output["artifacts"]["examples"]["artifacts"][0]
-    # TFX's own encoding: `span` is a declared property of Examples, so its custom twin is "custom:span".
-    assert artifact["metadata"]["custom:span"] == 4 and artifact["metadata"]["spans"] == "2,3,4"
+    assert resolved["input_fingerprint"].count("split:all") == 3
+    # What the driver would have set on the output artifact, so the ExecutorOutput carries it.
+    assert examples.get_int_custom_property("span") == 4
+    assert examples.get_string_custom_property("spans") == "2,3,4"
+    assert examples.get_string_custom_property("input_fingerprint") == resolved["input_fingerprint"]
+    # A window a driver already resolved (the local run) passes through untouched.
+    assert resolve_window_here(resolved, standard_artifacts.Examples()) is resolved
 
 
-def test_kfp_driver_names_a_missing_window(tmp_path):
+def test_example_gen_names_a_missing_window(tmp_path):
+    from tfx.types import standard_artifacts
+
+    from components.example_gen.executor import resolve_window_here
+
     data = tmp_path / "data"
     _write_spans(data, [1])
-    executor_input = pipeline_spec_pb2.ExecutorInput()
-    json_format.ParseDict(
-        {
-            "inputs": {
-                "parameterValues": {
-                    "input_base": str(data),
-                    "input_config": json.dumps({"splits": [{"name": "all", "pattern": "span-{SPAN}/*.csv"}]}),
-                    "range_config": json.dumps(
-                        {"static_range": {"start_span_number": 5, "end_span_number": 6}}
-                    ),
-                }
-            },
-            "outputs": {
-                "artifacts": {
-                    "examples": {
-                        "artifacts": [{"type": {"schemaTitle": "tfx.Examples"}, "uri": str(tmp_path / "e")}]
-                    }
-                },
-                "outputFile": str(tmp_path / "o.json"),
-            },
-        },
-        executor_input,
-    )
-    inputs_spec = json_format.ParseDict(INPUTS_SPEC, pipeline_spec_pb2.ComponentInputsSpec())
+    properties = _unresolved(data, {"static_range": {"start_span_number": 5, "end_span_number": 6}})
     with pytest.raises(ValueError, match=r"available spans: \[1\]"):
-        kfp_driver.run_driver(executor_input, inputs_spec)
+        resolve_window_here(properties, standard_artifacts.Examples())
 
 
 def test_tfjob_variant_moves_the_gpus_to_the_workers(tmp_path):
@@ -293,6 +275,8 @@ def test_tfjob_variant_moves_the_gpus_to_the_workers(tmp_path):
         ({"data_root": "data"}, "--data-root must be a bucket URI"),
         ({"image": ""}, "--image must be a container image"),
         ({"gpus": -1}, "--gpus must be >= 0"),
+        ({"pipeline_root": "s3://bucket/root"}, "s3:// roots are not supported: TensorFlow 2.16 has no s3"),
+        ({"serving_dir": "minio://bucket/serving"}, "minio:// roots are not supported"),
     ],
 )
 def test_bad_compile_options_are_named(override, message):

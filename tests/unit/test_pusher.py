@@ -6,8 +6,9 @@ import os
 import pytest
 from tfx.types import standard_artifacts
 
+from components.pusher import executor as pusher
 from components.pusher.executor import Executor, atomic_copy_tree, existing_versions, next_version
-from components.shared import EdgeModel
+from components.shared import EdgeModel, read_push_records
 
 PUSH_DESTINATION = '{"filesystem": {"base_directory": "%s"}}'
 
@@ -140,3 +141,25 @@ def test_no_edge_push_without_a_saved_model_push(tmp_path):
     pushed, base = run_with_edge(tmp_path, False, edge_model(tmp_path, blessed=True))
     assert pushed.get_int_custom_property("pushed") == 0
     assert not base.exists()
+
+
+def test_each_version_records_its_model_and_whether_an_edge_model_came_with_it(tmp_path):
+    pushed, base = run_with_edge(tmp_path, True, edge_model(tmp_path, blessed=False))
+    version = int(pushed.get_string_custom_property("pushed_version"))
+    (base / "1000").mkdir()  # pushed by another pusher: no record
+    [record] = read_push_records(str(base))
+    assert record["pushed_at"] > 0
+    assert (record["version"], record["model_uri"]) == (version, str(tmp_path / "model"))
+    assert record["edge"] is None
+    assert (base / str(version) / "assets.extra" / "push_record.json").is_file()
+    assert read_push_records(str(tmp_path / "nothing pushed yet")) == []
+
+
+def test_an_edge_version_whose_saved_model_cannot_be_placed_is_removed(tmp_path, monkeypatch):
+    base = tmp_path / "serving" / "big_tipper"
+    (base / "5000").mkdir(parents=True)  # taken between choosing the version and the rename
+    monkeypatch.setattr(pusher, "next_version", lambda _: 5000)
+    with pytest.raises(FileExistsError):
+        run_with_edge(tmp_path, True, edge_model(tmp_path, blessed=True))
+    assert sorted(os.listdir(base)) == ["5000", "edge"]  # no staging folder left behind
+    assert os.listdir(base / "edge") == []

@@ -52,6 +52,7 @@ def invocations(tmp: Path) -> dict[str, list[str]]:
         ],
         "manifest": ["manifest", "--serving", "--storage-uri", "gs://bucket/serving/big_tipper"],
         "deploy": ["deploy", "--host", "http://127.0.0.1:9", "--package", str(tmp / "missing.yaml")],
+        "kfp-run": ["kfp-run", str(tmp / "missing.yaml"), "--run-root", str(tmp / "kfp")],
     }
 
 
@@ -95,6 +96,7 @@ def invocations_names() -> list[str]:
         "compile",
         "manifest",
         "deploy",
+        "kfp-run",
     ]
 
 
