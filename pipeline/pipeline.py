@@ -9,7 +9,6 @@ from typing import NamedTuple
 
 import tensorflow_model_analysis as tfma
 from tfx.components import Evaluator, ExampleValidator, StatisticsGen, Trainer, Transform
-from tfx.components.schema_gen.import_schema_gen.component import ImportSchemaGen
 from tfx.orchestration import data_types
 from tfx.orchestration import pipeline as tfx_pipeline
 from tfx.proto import example_gen_pb2, pusher_pb2, range_config_pb2, trainer_pb2
@@ -22,6 +21,7 @@ from components.example_gen.component import SpanWindowCsvExampleGen
 from components.file_batch_reads.component import read_file_batches
 from components.pusher.component import AtomicPusher
 from components.resolver.component import make_baseline_resolver, make_warm_start_resolver
+from components.schema_import.component import ImportProjectSchemaGen
 from components.serving_gate.component import ServingGate
 from components.tfjob_trainer.component import TFJobTrainer
 from components.tfjob_trainer.executor import TFJOB_KEY
@@ -91,7 +91,7 @@ class DataStage(NamedTuple):
 
     example_gen: SpanWindowCsvExampleGen
     statistics_gen: StatisticsGen
-    schema_gen: ImportSchemaGen
+    schema_gen: ImportProjectSchemaGen
     example_validator: ExampleValidator
     anomaly_gate: AnomalyGate
     drift_gate: DriftGate
@@ -146,7 +146,7 @@ def data_stage(
     # StatisticsGen, Transform and the Evaluator are TFX's, reading tf.Examples a file per Beam
     # element instead of a record per element (components/file_batch_reads).
     statistics_gen = read_file_batches(StatisticsGen(examples=example_gen.outputs["examples"]))
-    schema_gen = ImportSchemaGen(schema_file=schema_path)
+    schema_gen = ImportProjectSchemaGen(schema_file=schema_path)
     example_validator = ExampleValidator(
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"]
     )
