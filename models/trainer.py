@@ -18,7 +18,7 @@ import tensorflow as tf
 import tensorflow_transform as tft
 from tfx.components.trainer.fn_args_utils import FnArgs
 
-from models import distribution, features
+from models import distribution, features, record_counts
 from models.model import (
     ModelConfig,
     build_model,
@@ -91,6 +91,12 @@ def count_records(files: list[str]) -> int:
     """
     dataset = tf.data.TFRecordDataset(files, compression_type="GZIP", num_parallel_reads=tf.data.AUTOTUNE)
     return int(dataset.reduce(np.int64(0), lambda count, _: count + 1))
+
+
+def split_size(files: list[str]) -> int:
+    """Records in `files`: as their writer recorded them (our ExampleGen), else counted."""
+    recorded = record_counts.recorded_count(files)
+    return count_records(files) if recorded is None else recorded
 
 
 def plan_training(
@@ -331,7 +337,7 @@ def run_fn(fn_args: FnArgs) -> None:
 
     global_batch = batch_size * strategy.num_replicas_in_sync
     plan = plan_training(
-        count_records(_files(fn_args.train_files)),
+        split_size(_files(fn_args.train_files)),
         global_batch,
         fn_args.train_steps,
         from_data=bool(custom.get(STEPS_FROM_DATA_KEY, False)),

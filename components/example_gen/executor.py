@@ -25,6 +25,7 @@ from components.shared import DataAnomalyError
 from data.span_checks import SpanDataError, check_span
 from data.tfrecords import write_tfrecords
 from models import features
+from models.record_counts import write_record_counts
 
 
 def match_files(input_base: str, split_pattern: str) -> list[list[str]]:
@@ -173,7 +174,7 @@ class _WriteShard(beam.DoFn):
         split, shard, records = element
         path = os.path.join(self._split_uris[split], f"data_tfrecord-{shard}.gz")
         write_tfrecords(path, records, compression_level=GZIP_LEVEL)
-        yield split, len(records)
+        yield path, len(records)
 
 
 class Executor(base_example_gen_executor.BaseExampleGenExecutor):
@@ -182,9 +183,11 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
     Every span file is checked strictly first (`check_window`), then a Beam pipeline reads
     the files in Arrow record batches, encodes them to tf.Examples in C++, assigns each row
     to its split by TFX's hash-bucket rule and writes each batch's share of a split as one
-    gzipped TFRecord file. Same output contract as TFX's CsvExampleGen (split folders of
-    gzipped tf.Examples, an empty value list for a blank cell); the work per row is C++ but
-    for one hash, and no step holds more than a batch (no Reshuffle of the whole data set).
+    gzipped TFRecord file, then every file's record count beside the split folders
+    (`models.record_counts`, for the Trainer's plan). Same output contract as TFX's
+    CsvExampleGen (split folders of gzipped tf.Examples, an empty value list for a blank
+    cell); the work per row is C++ but for one hash, and no step holds more than a batch (no
+    Reshuffle of the whole data set).
     """
 
     def GetInputSourceToExamplePTransform(self) -> beam.PTransform:
@@ -220,6 +223,8 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
                 | "CsvToExamples"
                 >> beam.ParDo(_CsvToExampleShards([int(b) for b in buckets], ROWS_PER_BATCH))
                 | "WriteShards" >> beam.ParDo(_WriteShard(split_uris))
+                | "Counts" >> beam.combiners.ToDict()
+                | "WriteCounts" >> beam.Map(lambda counts: write_record_counts(examples.uri, counts))
             )
         examples_utils.set_payload_format(examples, example_gen_pb2.PayloadFormat.FORMAT_TF_EXAMPLE)
         examples_utils.set_file_format(

@@ -143,13 +143,17 @@ NOT_A_MODULE = re.compile(r"\.(?:csv|json|log|tflite|py|md|yaml|yml|pbtxt|db|npy
 
 
 def module_exists(dotted: str) -> bool:
-    """The module (or package) a dotted name starts with exists, two parts at least."""
+    """The module (or package) a dotted name starts with exists, two parts at least.
+
+    Or a top-level package that names the attribute after it (`components.EdgeModel`).
+    """
     parts = dotted.split(".")
     for end in range(len(parts), 1, -1):
         base = REPO.joinpath(*parts[:end])
         if base.with_suffix(".py").is_file() or (base / "__init__.py").is_file():
             return True
-    return False
+    package = REPO / parts[0] / "__init__.py"
+    return len(parts) == 2 and package.is_file() and parts[1] in package.read_text()
 
 
 def missing_names(path: Path) -> list[str]:

@@ -21,7 +21,7 @@ from tfx_bsl.coders import csv_decoder
 from components.example_gen import executor as example_gen
 from components.example_gen.driver import SPANS_PROPERTY
 from data import embedded
-from models import features
+from models import features, record_counts
 
 
 def run_executor(data_root, out, spans: str, rows_per_batch: int | None = None, monkeypatch=None):
@@ -121,6 +121,11 @@ def test_every_row_once_as_tfx_would_make_it_split_two_to_one(spans, tmp_path):
     folder = artifact_utils.get_split_uri([examples], "train")
     headers = [open(os.path.join(folder, name), "rb").read(10) for name in train]
     assert headers and all(h[:2] == b"\x1f\x8b" and h[8] == 4 for h in headers)
+    # Every file's record count, recorded beside the splits: the Trainer's plan reads it.
+    for split, files in (("train", train), ("eval", evaluation)):
+        folder = artifact_utils.get_split_uri([examples], split)
+        paths = [os.path.join(folder, name) for name in files]
+        assert record_counts.recorded_count(paths) == sum(len(r) for r in files.values())
 
 
 def test_batches_change_files_not_examples_or_splits(spans, tmp_path, monkeypatch):

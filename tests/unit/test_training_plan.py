@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from models import trainer
+from models import record_counts, trainer
 from models.trainer import plan_training
 
 
@@ -89,3 +89,24 @@ def test_without_a_stride_every_record_is_read_once(files):
 
 def test_the_split_is_counted_exactly(files):
     assert trainer.count_records(files) == 40_000
+
+
+def test_the_split_size_comes_from_the_writers_record_when_it_lists_every_file(tmp_path):
+    split = tmp_path / "examples" / "Split-train"
+    split.mkdir(parents=True)
+    paths = []
+    for f, n in enumerate((3, 5)):
+        path = str(split / f"data_tfrecord-{f}.gz")
+        with tf.io.TFRecordWriter(path, options="GZIP") as writer:
+            for _ in range(n):
+                writer.write(b"x")
+        paths.append(path)
+    assert trainer.split_size(paths) == 8  # no record: counted
+    # The record wins when it lists every file (a deliberately different figure shows it is read).
+    record_counts.write_record_counts(str(tmp_path / "examples"), {paths[0]: 30, paths[1]: 50})
+    assert trainer.split_size(paths) == 80
+    # A file it does not list: counted again, never guessed.
+    extra = str(split / "data_tfrecord-9.gz")
+    with tf.io.TFRecordWriter(extra, options="GZIP") as writer:
+        writer.write(b"x")
+    assert trainer.split_size([*paths, extra]) == 9
