@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from data.tfrecords import count_tfrecords, read_tfrecords
+from models import record_counts
 
 # Examples held at once: with their raw features, tens of MB (benchmarks/bench_gate.py).
 BLOCK_EXAMPLES = 262_144
@@ -52,14 +53,16 @@ class ReplaySource:
 
     @classmethod
     def from_files(cls, files: Sequence[str], block_examples: int = BLOCK_EXAMPLES) -> ReplaySource:
-        """TFRecord files in blocks of whole files; one counting pass, nothing kept.
+        """TFRecord files in blocks of whole files; nothing kept.
 
-        A file of more than `block_examples` examples is a block of its own.
+        The files' sizes come from the counts their writer recorded (our ExampleGen), else
+        from a counting pass. A file of more than `block_examples` examples is a block of its own.
         """
         groups: list[list[str]] = []
         sizes: list[int] = []
         for path in files:
-            count = count_tfrecords([path])
+            recorded = record_counts.recorded_count([path])
+            count = count_tfrecords([path]) if recorded is None else recorded
             if groups and sizes[-1] + count <= block_examples:
                 groups[-1].append(path)
                 sizes[-1] += count
