@@ -49,7 +49,7 @@ from typing import Any
 from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
 
-from pipeline.ops import kfp_spec
+from pipeline.ops import kfp_conditions, kfp_spec
 from pipeline.ops.kfp_spec import KfpSpecError, load_spec, refusals  # noqa: F401  (the module's API)
 
 SUCCEEDED, FAILED, SKIPPED = "succeeded", "failed", "skipped"
@@ -203,7 +203,7 @@ def _run_task(plan: KfpPlan, name: str, result: KfpRunResult, run_root: Path, en
         else:
             inputs = _resolve_inputs(plan, name, task, component, result, salt, created)
             condition = task.get("triggerPolicy", {}).get("condition")
-            if condition and not kfp_spec.condition(condition, inputs):
+            if condition and not kfp_conditions.condition(condition, inputs):
                 return TaskResult(name, SKIPPED, message="condition false")
             container = executor["container"]
             outcome = _run_container(plan, name, component, container, inputs, salt, run_root, env)

@@ -19,7 +19,7 @@ import yaml
 from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
 
-from pipeline.ops import kfp_spec
+from pipeline.ops import kfp_conditions, kfp_spec
 from pipeline.ops.kfp_run import KfpSpecError, load_spec, plan_run, refusals, run_spec
 
 REPO = Path(__file__).resolve().parents[2]
@@ -381,7 +381,7 @@ def test_the_cel_subset_kfp_and_tfx_compilers_emit():
         ("(inputs.artifacts['m'].artifacts[0].metadata['blessed'] == 1.0)", True),
         ("inputs.artifacts['m'].artifacts[0].uri != \"gs://x/m\"", False),
     ]:
-        assert kfp_spec.condition(text, inputs) is expected, text
+        assert kfp_conditions.condition(text, inputs) is expected, text
     for text, why in [
         ("size(inputs.parameter_values) > 0", "outside the CEL subset"),
         ("inputs.parameter_values['missing'] == 'x'", "no such key: missing"),
@@ -389,7 +389,7 @@ def test_the_cel_subset_kfp_and_tfx_compilers_emit():
         ("inputs.parameter_values['n']", "not bool"),
     ]:
         with pytest.raises(KfpSpecError, match=why):
-            kfp_spec.condition(text, inputs)
+            kfp_conditions.condition(text, inputs)
 
 
 def test_a_condition_outside_the_subset_is_refused_before_running(tmp_path, seen_dir):
