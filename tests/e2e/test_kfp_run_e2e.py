@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from pipeline_nodes import PIPELINE_NODE_IDS
 
 from data import embedded
 
@@ -30,21 +31,7 @@ pytestmark = pytest.mark.e2e
 
 REPO = Path(__file__).resolve().parents[2]
 BUCKET = "gs://taxi-bucket/"
-TASKS = {
-    "ImportSchemaGen",
-    "SpanWindowCsvExampleGen",
-    "StatisticsGen",
-    "ExampleValidator",
-    "AnomalyGate",
-    "DriftGate",
-    "Transform",
-    "Trainer",
-    "latest_blessed_model_resolver",
-    "Evaluator",
-    "ServingGate",
-    "EdgeExport",
-    "AtomicPusher",
-}
+TASKS = set(PIPELINE_NODE_IDS)  # The compiled tasks are the local DAG's nodes, same ids.
 
 
 def cli(*argv: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
