@@ -49,7 +49,14 @@ class Executor(base_executor.BaseExecutor):
         accept = bool(exec_properties[spec.ACCEPT_DRIFT_KEY])
         min_rows = int(exec_properties[spec.MIN_SPAN_ROWS_KEY])
 
-        newest = int(examples.get_string_custom_property(SPANS_PROPERTY).split(",")[-1])
+        spans = examples.get_string_custom_property(SPANS_PROPERTY)
+        if not spans:
+            raise ValueError(
+                f"the Examples artifact {examples.uri} carries no '{SPANS_PROPERTY}' property, so the "
+                "newest span is unknown: ExampleGen sets it (in its driver locally, in its executor on "
+                "Kubeflow); an orchestrator that drops an artifact's metadata between tasks loses it"
+            )
+        newest = int(spans.split(",")[-1])
         earlier = [s for s in available_spans(data_root, pattern) if s < newest]
         result = {
             "newest_span": newest,

@@ -10,12 +10,12 @@ from tfx.types import standard_component_specs
 import schemas
 
 # The folder that holds the `schemas` package: the project's root (checkout or image).
-PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(schemas.__file__)))
+PROJECT_DIR = os.path.dirname(os.path.dirname(schemas.__file__))
 
 
 def project_path(path: str) -> str:
     """`path` unchanged if absolute or a URI (gs://, ram://), else under the project's root."""
-    if "://" in path or os.path.isabs(path):
+    if "://" in path or path.startswith(os.sep):
         return path
     return os.path.join(PROJECT_DIR, path)
 

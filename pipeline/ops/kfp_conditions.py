@@ -4,14 +4,35 @@ KFP (`backend/src/v2/expression/expression.go`) evaluates a task's condition as 
 resolved inputs. `condition()` evaluates the subset KFP's and TFX's compilers emit
 (comparisons of `inputs.parameter_values['x']`, artifact URIs and metadata with literals,
 `int()`/`double()`, `&&`, `||`, `!`, parentheses; see `parse_condition`); anything else is a
-`KfpSpecError` naming the condition, never true.
+`KfpSpecError` naming the condition, never true. The lowest of the kfp-run modules: it also
+holds that error and `value_text` (KFP's `PbValueToText`), which `kfp_spec` re-exports.
 """
 
 from __future__ import annotations
 
+import json
 import re
+from decimal import Decimal
+from typing import Any
 
-from pipeline.ops.kfp_spec import KfpSpecError, value_text
+
+class KfpSpecError(ValueError):
+    """The spec or the run's arguments are wrong, or the spec asks for what KFP does not run."""
+
+
+def value_text(value: Any) -> str:
+    """KFP's `PbValueToText`: numbers without exponent or `.0`, JSON for lists and structs."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        text = format(Decimal(repr(float(value))), "f")
+        return text[:-2] if text.endswith(".0") else text
+    return json.dumps(value, separators=(",", ":"))
+
 
 _TOKEN = re.compile(
     r"\s*(?:(?P<num>\d+\.\d*(?:[eE][+-]?\d+)?|\d+(?:[eE][+-]?\d+)?)"

@@ -25,11 +25,13 @@ from __future__ import annotations
 
 import json
 import re
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+# The error and how a value becomes text live with the conditions, which need both and nothing else.
+from pipeline.ops.kfp_conditions import KfpSpecError, parse_condition, value_text  # noqa: F401
 
 NOT_IMPLEMENTED = "executor(label={label}): non-container and non-importer executor not implemented"
 LIFECYCLE = (
@@ -50,10 +52,6 @@ PYTHON_TYPES = {
 _GO_TRUE, _GO_FALSE = {"1", "t", "T", "TRUE", "true", "True"}, {"0", "f", "F", "FALSE", "false", "False"}
 _INPUT_PARAMETER = re.compile(r"\{\{\$\.inputs\.parameters\['(.+?)'\]\}\}")
 _MOUNTS = {"gs://": "/gcs/", "minio://": "/minio/", "s3://": "/s3/"}
-
-
-class KfpSpecError(ValueError):
-    """The spec or the run's arguments are wrong, or the spec asks for what KFP does not run."""
 
 
 def load_spec(path) -> dict:
@@ -121,8 +119,6 @@ def refusals(spec: dict) -> list[str]:
                 found.append(f"task {_q(key)}: input {_q(name)} is of a kind kfp-run does not resolve")
         if condition:
             try:
-                from pipeline.ops.kfp_conditions import parse_condition  # imports this module
-
                 parse_condition(condition)
             except KfpSpecError as bad:
                 found.append(f"task {_q(key)}: {bad}")
@@ -192,20 +188,6 @@ def matches_type(value: Any, kind: str) -> bool:
     if isinstance(value, bool):
         return kind == "BOOLEAN"
     return isinstance(value, PYTHON_TYPES.get(kind, object))
-
-
-def value_text(value: Any) -> str:
-    """KFP's `PbValueToText`: numbers without exponent or `.0`, JSON for lists and structs."""
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        text = format(Decimal(repr(float(value))), "f")
-        return text[:-2] if text.endswith(".0") else text
-    return json.dumps(value, separators=(",", ":"))
 
 
 def _driver_text(value: Any) -> str:

@@ -144,6 +144,13 @@ def test_the_first_span_has_nothing_to_compare_with(spans, tmp_path):
     assert "first" in report.get_string_custom_property(spec.DRIFT_SUMMARY_PROPERTY)
 
 
+def test_examples_without_their_window_are_named_not_misread(spans, tmp_path):
+    root, _ = spans
+    inputs, outputs, properties, _ = gate_inputs(tmp_path, root, "", accept=False)
+    with pytest.raises(ValueError, match="carries no 'spans' property"):
+        Executor().Do(inputs, outputs, properties)
+
+
 @pytest.mark.parametrize("rows, span", [(0, 9), (300, 9)])
 def test_a_thin_or_empty_newest_span_stops_instead_of_passing(spans, tmp_path, rows, span):
     root, _ = spans

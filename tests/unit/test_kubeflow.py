@@ -250,6 +250,23 @@ def test_example_gen_names_a_missing_window(tmp_path):
         resolve_window_here(properties, standard_artifacts.Examples())
 
 
+def test_warm_start_compiles_to_a_container_resolver_before_the_trainer(tmp_path):
+    output = kubeflow_runner.compile_pipeline(
+        PipelineConfig(warm_start=True), kubeflow_runner.KubeflowSettings(**SETTINGS), tmp_path / "p.yaml"
+    )
+    spec = next(yaml.safe_load_all(output.read_text()))
+    tasks = spec["root"]["dag"]["tasks"]
+    resolver = tasks["warm_start_model_resolver"]
+    assert "candidate" not in resolver.get("inputs", {}).get("artifacts", {})
+    assert resolver["cachingOptions"] == {"enableCache": False}
+    assert tasks["Trainer"]["inputs"]["artifacts"]["base_model"]["taskOutputArtifact"] == {
+        "outputArtifactKey": "model",
+        "producerTask": "warm_start_model_resolver",
+    }
+    for label, executor in spec["deploymentSpec"]["executors"].items():
+        assert set(executor) == {"container"} or set(executor) == {"importer"}, label
+
+
 def test_tfjob_variant_moves_the_gpus_to_the_workers(tmp_path):
     settings = kubeflow_runner.KubeflowSettings(**{**SETTINGS, "tfjob_workers": 3})
     output = kubeflow_runner.compile_pipeline(PipelineConfig(), settings, tmp_path / "p.yaml")
