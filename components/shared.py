@@ -13,7 +13,6 @@ import os
 
 from tfx.dsl.io import fileio
 from tfx.types import artifact, artifact_utils
-from tfx.utils import io_utils
 
 # Written by the AtomicPusher into every version it pushes, before the version is renamed into
 # place: which Model artifact it came from (Kubeflow's baseline resolver reads it). TF Serving
@@ -51,16 +50,6 @@ def split_files(examples_artifact, split: str) -> list[str]:
     if not files:
         raise FileNotFoundError(f"split '{split}' of {examples_artifact.uri} holds no files")
     return files
-
-
-def copy_tree(source: str, destination: str) -> None:
-    """Copy the folder `source` to `destination` (replaced if it exists), local or bucket URIs alike.
-
-    TFX's `io_utils.copy_dir`, which TFX's own Pusher copies a model with: it walks `source`
-    with `fileio` and copies file by file, where `shutil.copytree` would write a local folder
-    named `gs:`.
-    """
-    io_utils.copy_dir(source, destination)
 
 
 def existing_versions(base_directory: str) -> list[int]:

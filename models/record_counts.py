@@ -27,8 +27,8 @@ def write_record_counts(artifact_uri: str, counts: dict[str, int]) -> str:
     return path
 
 
-def recorded_count(files: Sequence[str]) -> int | None:
-    """The records in `files` as their writer recorded them, or None.
+def recorded_counts(files: Sequence[str]) -> list[int] | None:
+    """Each file's records as their writer recorded them (one read of the record), or None.
 
     None unless every file is listed in the `RECORD_COUNTS_FILE` two folders up (the
     artifact of a `<artifact>/Split-<name>/<file>` layout).
@@ -44,6 +44,12 @@ def recorded_count(files: Sequence[str]) -> int | None:
         counts = json.load(handle).get("files", {})
     base = artifact_uri.rstrip("/") + "/"
     try:
-        return sum(counts[f[len(base) :]] for f in files)
+        return [counts[f[len(base) :]] for f in files]
     except KeyError:
         return None
+
+
+def recorded_count(files: Sequence[str]) -> int | None:
+    """The records in `files` as their writer recorded them, or None (see `recorded_counts`)."""
+    counts = recorded_counts(files)
+    return None if counts is None else sum(counts)

@@ -60,9 +60,8 @@ class ReplaySource:
         """
         groups: list[list[str]] = []
         sizes: list[int] = []
-        for path in files:
-            recorded = record_counts.recorded_count([path])
-            count = count_tfrecords([path]) if recorded is None else recorded
+        counts = record_counts.recorded_counts(files) or [count_tfrecords([path]) for path in files]
+        for path, count in zip(files, counts):
             if groups and sizes[-1] + count <= block_examples:
                 groups[-1].append(path)
                 sizes[-1] += count

@@ -32,11 +32,11 @@ from tfx.components.pusher import executor as tfx_pusher_executor
 from tfx.dsl.io import fileio
 from tfx.proto import pusher_pb2
 from tfx.types import artifact_utils, standard_component_specs
-from tfx.utils import proto_utils
+from tfx.utils import io_utils, proto_utils
 
 from components.edge_export import spec as edge_spec
 from components.pusher import spec
-from components.shared import PUSH_RECORD_FILE, copy_tree, existing_versions
+from components.shared import PUSH_RECORD_FILE, existing_versions
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ def _place(staging: str, base_directory: str, version: int) -> str:
 def atomic_copy_tree(source: str, base_directory: str, version: int) -> str:
     """Copy `source` to `<base_directory>/<version>` so that the final folder appears complete."""
     with _staging(base_directory, version) as staging:
-        copy_tree(source, staging)
+        io_utils.copy_dir(source, staging)
         return _place(staging, base_directory, version)
 
 
@@ -110,7 +110,7 @@ class Executor(tfx_pusher_executor.Executor):
         version = next_version(base)
         target = os.path.join(base, str(version))
         with _staging(base, version) as staging:
-            copy_tree(self.GetModelPath(input_dict), staging)
+            io_utils.copy_dir(self.GetModelPath(input_dict), staging)
             edge = None
             if input_dict.get(spec.EDGE_MODEL_KEY):
                 edge_model = artifact_utils.get_single_instance(input_dict[spec.EDGE_MODEL_KEY])

@@ -19,10 +19,10 @@ import os
 from tfx.dsl.components.base import base_executor
 from tfx.dsl.io import fileio
 from tfx.types import artifact_utils
-from tfx.utils import path_utils
+from tfx.utils import io_utils, path_utils
 
 from components.resolver import spec
-from components.shared import copy_tree, read_push_records
+from components.shared import read_push_records
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ class Executor(base_executor.BaseExecutor):
             log.info("No baseline: %s", reason)
             return
         source = os.path.join(serving_dir, str(record["version"]))
-        copy_tree(source, path_utils.serving_model_dir(output.uri))
+        io_utils.copy_dir(source, path_utils.serving_model_dir(output.uri))
         output.set_int_custom_property(spec.FOUND_PROPERTY, 1)
         output.set_int_custom_property(spec.PUSHED_VERSION_PROPERTY, int(record["version"]))
         output.set_string_custom_property(spec.SOURCE_MODEL_URI_PROPERTY, str(record.get("model_uri", "")))

@@ -114,7 +114,7 @@ def test_every_compiled_task_runs_in_its_own_process_and_the_model_is_pushed(kfp
     assert first["state"] == "succeeded"
     assert set(first["by_name"]) == TASKS
     assert all(task["state"] == "succeeded" for task in first["tasks"])
-    assert len({task["pid"] for task in first["tasks"] if task["pid"]}) == len(TASKS) - 0
+    assert len({task["pid"] for task in first["tasks"] if task["pid"]}) == len(TASKS)
     # KFP's output URIs: <pipeline root>/<pipeline>/<run id>/<task>/<uuid>/<key>, in the bucket.
     model_uri = artifact(first, "Trainer", "model")["uri"]
     assert model_uri.startswith(f"{kfp_runs['bucket']}/root/taxi-big-tipper/{first['run_id']}/Trainer/")

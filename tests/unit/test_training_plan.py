@@ -105,6 +105,7 @@ def test_the_split_size_comes_from_the_writers_record_when_it_lists_every_file(t
     # The record wins when it lists every file (a deliberately different figure shows it is read).
     record_counts.write_record_counts(str(tmp_path / "examples"), {paths[0]: 30, paths[1]: 50})
     assert trainer.split_size(paths) == 80
+    assert record_counts.recorded_counts(paths) == [30, 50]  # per file, for the gates' blocks
     # A file it does not list: counted again, never guessed.
     extra = str(split / "data_tfrecord-9.gz")
     with tf.io.TFRecordWriter(extra, options="GZIP") as writer:
