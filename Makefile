@@ -8,6 +8,8 @@ STAMP := $(VENV)/.installed
 # as an app on a device would.
 EDGE_VENV := .venv-edge
 EDGE_STAMP := $(EDGE_VENV)/.installed
+# The web gate's browser run (serving/web/): the npm packages of package-lock.json, and Chromium.
+NODE_STAMP := node_modules/.installed
 ROOT ?= runs/default
 ARGS ?=
 
@@ -19,9 +21,9 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 
 IMAGE ?= taxi-pipeline:dev
 
-.PHONY: setup run test unit e2e bench bench-scale lint format lock clean image
+.PHONY: setup browser run test unit e2e bench bench-scale lint format lock clean image
 
-setup: $(STAMP) $(EDGE_STAMP)
+setup: $(STAMP) $(EDGE_STAMP) $(NODE_STAMP) browser
 
 $(VENV)/bin/python:
 	@set -e; py="$(PYTHON310)"; \
@@ -36,9 +38,11 @@ $(VENV)/bin/python:
 # pip stays in the venv: TFX pip-installs packaged user modules inside Transform and Trainer.
 # --compile-bytecode: with PYTHONDONTWRITEBYTECODE set (as on our machines) every import would
 # otherwise compile TF and TFX from source, every run (benchmarks/README.md: what makes it fast).
-$(STAMP): $(VENV)/bin/python requirements.lock setup.py pyproject.toml
+# requirements-web.lock: the TensorFlow.js converter without its unused dependencies (docs/web.md).
+$(STAMP): $(VENV)/bin/python requirements.lock requirements-web.lock setup.py pyproject.toml
 	$(PY) -m pip install --quiet --disable-pip-version-check uv
 	$(VENV)/bin/uv pip install --compile-bytecode --python $(PY) -r requirements.lock
+	$(VENV)/bin/uv pip install --compile-bytecode --python $(PY) --no-deps -r requirements-web.lock
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
 
@@ -46,6 +50,23 @@ $(EDGE_STAMP): $(STAMP) requirements-edge.lock
 	$(PY) -m venv --clear $(EDGE_VENV)
 	$(VENV)/bin/uv pip install --python $(EDGE_VENV)/bin/python -r requirements-edge.lock
 	@touch $(EDGE_STAMP)
+
+# Without npm or Chromium, setup says so and goes on: the web gate then skips.
+$(NODE_STAMP): package.json package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+	  npm ci --no-audit --no-fund && touch $(NODE_STAMP); \
+	else \
+	  echo "WARNING: npm not found: the web gate (TensorFlow.js in Chromium) will be SKIPPED; install Node.js 18+ with npm, then make setup" >&2; \
+	fi
+
+browser:
+	@command -v "$${CHROMIUM:-chromium}" >/dev/null 2>&1 || { \
+	  if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } || \
+	      echo "WARNING: apt-get could not install chromium: the web gate will be SKIPPED" >&2; \
+	  else \
+	    echo "WARNING: chromium not found and not installable here (needs apt-get as root): the web gate will be SKIPPED" >&2; \
+	  fi; }
 
 run: setup
 	$(PY) -m pipeline run --root $(ROOT) $(ARGS)
@@ -91,4 +112,4 @@ lock: $(VENV)/bin/python
 	  --python-version 3.10 --python-platform x86_64-unknown-linux-gnu
 
 clean:
-	rm -rf $(VENV) $(EDGE_VENV) runs *.egg-info
+	rm -rf $(VENV) $(EDGE_VENV) node_modules runs *.egg-info

@@ -32,7 +32,8 @@ setup(
             "tfma_batched.*",
         ]
     ),
-    package_data={"schemas": ["*.pbtxt"]},
+    # The web page, the web gate's page and driver, and the trip encoder (served or run by node).
+    package_data={"schemas": ["*.pbtxt"], "serving": ["web/*.js", "web/*.mjs", "web/*.html"]},
     install_requires=["tfx==1.16.0", "tensorflow==2.16.2", "tf-keras==2.16.0"],
     entry_points={"console_scripts": ["taxi-pipeline=pipeline.cli:main"]},
 )

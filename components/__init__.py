@@ -1,9 +1,10 @@
 """Custom TFX components of the taxi pipeline, each a package of spec, component and executor.
 
-`EdgeModel` is re-exported here because its artifact type name, `components.EdgeModel`, is
-also the import path TFX's Kubeflow container entrypoint loads it by.
+`EdgeModel` and `WebModel` are re-exported here because their artifact type names
+(`components.EdgeModel`, `components.WebModel`) are also the import paths TFX's Kubeflow
+container entrypoint loads them by.
 """
 
-from components.shared import EdgeModel
+from components.shared import EdgeModel, WebModel
 
-__all__ = ["EdgeModel"]
+__all__ = ["EdgeModel", "WebModel"]

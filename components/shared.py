@@ -1,4 +1,4 @@
-"""Pieces more than one component uses: errors, split files, EdgeModel, copies, push records.
+"""Pieces more than one component uses: errors, split files, EdgeModel, WebModel, push records.
 
 TFX keeps shared types in `tfx/types` and helpers in `tfx/components/util`, never in another
 component's executor; this module is that home for our components (and for `pipeline/ops`,
@@ -37,6 +37,15 @@ class EdgeModel(artifact.Artifact):
     # dot: TFX's compiler checks it), and TFX's container entrypoint imports the class by that
     # name: `components.EdgeModel` is this class, re-exported by the `components` package.
     TYPE_NAME = "components.EdgeModel"
+
+
+class WebModel(artifact.Artifact):
+    """A TensorFlow.js graph model (`model.json`, weight shards) with the web gate's verdict and metadata.
+
+    Written by WebExport, read by the Pusher. Its type name follows EdgeModel's rule.
+    """
+
+    TYPE_NAME = "components.WebModel"
 
 
 def split_files(examples_artifact, split: str) -> list[str]:

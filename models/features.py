@@ -81,6 +81,9 @@ INTEGER_CATEGORICAL_RANGES: dict[str, tuple[int, int]] = {
 }
 # Integer codes from a huge sparse range (census tracts): hashed into buckets, 0 = missing.
 HASHED_FEATURES: dict[str, int] = {"dropoff_census_tract": 256}
+# Integer codes beyond int32 (census tracts, about 1.7e10): the web model, whose runtime has
+# no int64, takes each as an int32 pair (models/web.py).
+WIDE_INT_FEATURES: tuple[str, ...] = ("pickup_census_tract", "dropoff_census_tract")
 CATEGORICAL_FEATURES: tuple[str, ...] = (
     VOCABULARY_FEATURES + tuple(INTEGER_CATEGORICAL_RANGES) + tuple(HASHED_FEATURES)
 )

@@ -8,7 +8,8 @@ very graph training used:
 - `serving_default`: serialized tf.Examples -> probabilities [N, 1];
 - `serving_raw`: one named [None] tensor per raw serving feature -> probabilities [N, 1]; a
   missing value is its dtype's marker (`features.MISSING_*`), as a blank CSV cell would be;
-- `transform_features`: serialized tf.Examples -> the Transform output (TFMA uses it).
+- `transform_features`: serialized tf.Examples -> the Transform output (TFMA uses it);
+- `serving_web`: `serving_raw` in TensorFlow.js's terms (int32/float32 inputs; `models/web.py`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from models import features
+from models import features, web
 
 SERVING_SIGNATURE = "serving_default"
 TRANSFORM_SIGNATURE = "transform_features"
@@ -35,7 +36,9 @@ def missing_marker(dtype: tf.DType):
     return features.MISSING_INT
 
 
-def serving_signatures(model: tf.keras.Model, tf_transform_output: tft.TFTransformOutput) -> dict:
+def serving_signatures(
+    model: tf.keras.Model, tf_transform_output: tft.TFTransformOutput, codes: dict | None = None
+) -> dict:
     """The exported signatures: examples -> probabilities, examples -> features, raw -> probabilities.
 
     `serving_default` takes serialized tf.Examples, `transform_features` returns the Transform
@@ -43,7 +46,8 @@ def serving_signatures(model: tf.keras.Model, tf_transform_output: tft.TFTransfo
     Transform graph saved by the Transform component, so serving computes features with the
     very graph training used.
     """
-    model.tft_layer = tf_transform_output.transform_features_layer()
+    if getattr(model, "tft_layer", None) is None:
+        model.tft_layer = tf_transform_output.transform_features_layer()
     raw_spec = tf_transform_output.raw_feature_spec()
     serving_spec = {k: v for k, v in raw_spec.items() if k != features.TIPS_KEY}
     input_names = list(model.input.keys()) if isinstance(model.input, dict) else model.input_names
@@ -65,10 +69,20 @@ def serving_signatures(model: tf.keras.Model, tf_transform_output: tft.TFTransfo
         transformed = model.tft_layer(raw_features_as_parsed(inputs, serving_spec))
         return {PREDICTION_KEY: model({k: transformed[k] for k in input_names})}
 
+    if codes is None:
+        codes = vocabulary_codes(model.tft_layer, serving_spec, tf_transform_output)
+
+    @tf.function(input_signature=[web.web_input_specs(serving_spec)])
+    def serve_web(inputs):
+        transformed = model.tft_layer(web.web_raw_features(inputs, serving_spec))
+        transformed = web.web_transformed(transformed, inputs, codes)
+        return {PREDICTION_KEY: model({k: transformed[k] for k in input_names})}
+
     return {
         SERVING_SIGNATURE: serve_examples.get_concrete_function(),
         TRANSFORM_SIGNATURE: transform_examples.get_concrete_function(),
         RAW_SIGNATURE: serve_raw.get_concrete_function(),
+        web.WEB_SIGNATURE: serve_web.get_concrete_function(),
     }
 
 
@@ -131,7 +145,54 @@ def is_present(value: tf.Tensor) -> tf.Tensor:
 
 def export_model(model: tf.keras.Model, tf_transform_output: tft.TFTransformOutput, path: str) -> None:
     """Save `model` as a SavedModel with the serving signatures (the Transform graph included)."""
-    signatures = serving_signatures(model, tf_transform_output)
+    model.tft_layer = tf_transform_output.transform_features_layer()
+    serving_spec = {k: v for k, v in tf_transform_output.raw_feature_spec().items() if k != features.TIPS_KEY}
+    codes = vocabulary_codes(model.tft_layer, serving_spec, tf_transform_output)
+    signatures = serving_signatures(model, tf_transform_output, codes)
     # Consumers load the signatures (tf.saved_model.load), never Keras layer call traces:
     # skipping those traces saves a few seconds per export.
     model.save(path, save_format="tf", signatures=signatures, save_traces=False)
+    extra = f"{path}/assets.extra"
+    tf.io.gfile.makedirs(extra)
+    with tf.io.gfile.GFile(f"{extra}/{web.WEB_INPUTS_FILE}", "w") as handle:
+        handle.write(web.dumps_description(web.web_inputs_description(serving_spec, codes)))
+
+
+def vocabulary_codes(tft_layer, serving_spec: dict, tf_transform_output) -> dict[str, dict]:
+    """Per vocabulary feature: its values in code order and the Transform id of each code.
+
+    The values are the vocabulary Transform wrote for the feature (and the missing token);
+    each one's id comes from the Transform graph itself, so the web model's lookup is the
+    SavedModel's by construction. Raises ValueError when the graph's vocabulary is not that
+    file's (an id of the graph that no value of the file reaches).
+    """
+    from models.transform import MISSING_CATEGORY
+
+    codes = {}
+    for key in features.VOCABULARY_FEATURES:
+        values = [
+            v.decode() if isinstance(v, bytes) else str(v)
+            for v in tf_transform_output.vocabulary_by_name(features.vocabulary_name(key))
+        ]
+        size = len(values)  # the graph's vocabulary has as many values: ids 0..size-1, size = unknown
+        if MISSING_CATEGORY not in values:
+            values.append(MISSING_CATEGORY)
+        dense = {
+            name: tf.fill([len(values)], tf.constant(missing_marker(spec.dtype), spec.dtype))
+            for name, spec in serving_spec.items()
+        }
+        dense[key] = tf.constant([v.encode() for v in values])
+        transformed = tft_layer(raw_features_as_parsed(dense, serving_spec))
+        ids = [int(i) for i in transformed[features.transformed_name(key)].numpy()]
+        if sorted(ids[:size]) != list(range(size)):
+            raise ValueError(
+                f"'{key}': the Transform graph does not give the {size} values of its vocabulary file "
+                f"the ids 0..{size - 1} (it gives {sorted(ids[:size])})"
+            )
+        codes[key] = {
+            "values": values,
+            "ids": ids,
+            "missing_id": ids[values.index(MISSING_CATEGORY)],
+            "unknown_id": size,
+        }
+    return codes

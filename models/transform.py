@@ -44,6 +44,13 @@ def apply_buckets(x: tf.Tensor, boundaries: tf.Tensor) -> tf.Tensor:
     return tf.reduce_sum(tf.cast(below, tf.int64), axis=1)
 
 
+def _presence(x: tf.Tensor | tf.SparseTensor) -> tf.Tensor:
+    """A dense [batch] bool: True where the feature holds a value (every row of a dense input)."""
+    if isinstance(x, tf.SparseTensor):
+        return _dense(_map_values(x, lambda v: tf.ones_like(v, tf.float32)), default=0.0) > 0.5
+    return tf.ones_like(_dense(x, default=0.0), tf.bool)
+
+
 def _present_values(x: tf.Tensor | tf.SparseTensor) -> tf.Tensor:
     """The values that are actually present (for analyzers that must ignore missing ones)."""
     return x.values if isinstance(x, tf.SparseTensor) else tf.reshape(x, [-1])
@@ -59,8 +66,11 @@ def _coordinate_features(x: tf.Tensor | tf.SparseTensor) -> tuple[tf.Tensor, tf.
     x = _as_float(x)
     present = _present_values(x)
     mean, variance = tft.mean(present), tft.var(present)
-    dense = _dense(x, default=float("nan"))
-    filled = tf.where(tf.math.is_nan(dense), mean, dense)
+    # A finite default and a presence mask, not a NaN default: TensorFlow.js's WebGL
+    # SparseToDense spreads a NaN default over every row (docs/web.md).
+    dense = _dense(x, default=0.0)
+    known = tf.logical_and(_presence(x), tf.logical_not(tf.math.is_nan(dense)))
+    filled = tf.where(known, dense, mean)
     z_score = tf.math.divide_no_nan(filled - mean, tf.sqrt(variance))
     boundaries = tft.quantiles(present, num_buckets=features.COORDINATE_BUCKETS, epsilon=0.01)
     return z_score, apply_buckets(filled, boundaries)

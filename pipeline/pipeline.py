@@ -26,6 +26,7 @@ from components.serving_gate.component import ServingGate
 from components.tfjob_trainer.component import TFJobTrainer
 from components.tfjob_trainer.executor import TFJOB_KEY
 from components.tfjob_trainer.kubernetes import TFJobSettings
+from components.web_export.component import WebExport
 from models import evaluator as evaluator_hooks
 from models import features
 from models.trainer import WARM_START_KEY
@@ -116,6 +117,7 @@ class EvaluationStage(NamedTuple):
     evaluator: Evaluator
     serving_gate: ServingGate
     edge_export: EdgeExport
+    web_export: WebExport
 
 
 def data_stage(
@@ -227,7 +229,7 @@ def evaluation_stage(
     runtime_parameters: bool,
     serving_dir: str = "",
 ) -> EvaluationStage:
-    """The Evaluator against the latest blessed model, then the serving gate and the edge export."""
+    """The Evaluator against the latest blessed model, then the serving gate, the edge and web exports."""
     model = trainer.outputs["model"]
     baseline = make_baseline_resolver(model, portable=portable_resolvers, serving_dir=serving_dir)
     evaluator = read_file_batches(
@@ -254,7 +256,8 @@ def evaluation_stage(
         accuracy_tolerance=float(edge_accuracy_tolerance),
         auc_tolerance=float(edge_auc_tolerance),
     )
-    return EvaluationStage(baseline, evaluator, serving_gate, edge_export)
+    web_export = WebExport(model=model, examples=data.examples)
+    return EvaluationStage(baseline, evaluator, serving_gate, edge_export, web_export)
 
 
 def push_stage(trainer: Trainer, evaluation: EvaluationStage, serving_dir: str) -> AtomicPusher:
@@ -264,6 +267,7 @@ def push_stage(trainer: Trainer, evaluation: EvaluationStage, serving_dir: str) 
         model_blessing=evaluation.evaluator.outputs["blessing"],
         infra_blessing=evaluation.serving_gate.outputs["blessing"],
         edge_model=evaluation.edge_export.outputs["edge_model"],
+        web_model=evaluation.web_export.outputs["web_model"],
         push_destination=pusher_pb2.PushDestination(
             filesystem=pusher_pb2.PushDestination.Filesystem(base_directory=serving_dir)
         ),
@@ -305,9 +309,10 @@ def create_pipeline(
 
     Data (ExampleGen over the span window, StatisticsGen, ImportSchemaGen, ExampleValidator,
     AnomalyGate, DriftGate) -> training (Transform, Trainer) -> evaluation (baseline resolver,
-    Evaluator, ServingGate, EdgeExport) -> AtomicPusher (pushes the SavedModel only when the
-    Evaluator and the ServingGate both bless; beside it the int8 edge model, when the edge
-    gate blessed that). Every default lives in `pipeline.config.PipelineConfig`.
+    Evaluator, ServingGate, EdgeExport, WebExport) -> AtomicPusher (pushes the SavedModel only
+    when the Evaluator and the ServingGate both bless; beside it the int8 edge model and the
+    TF.js web model, each when its own gate blessed it). Every default lives in
+    `pipeline.config.PipelineConfig`.
 
     Args:
         pipeline_name: name recorded in ML Metadata.

@@ -18,5 +18,6 @@ PIPELINE_NODE_IDS = (
     "Evaluator",
     "ServingGate",
     "EdgeExport",
+    "WebExport",
     "AtomicPusher",
 )

@@ -1,4 +1,4 @@
-"""AtomicPusher component: the standard Pusher's interface, an optional edge model, the atomic executor."""
+"""AtomicPusher component: the standard Pusher's interface, optional edge and web models, atomic pushes."""
 
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ class AtomicPusher(Pusher):
     """Pusher whose versions only grow and whose pushes are atomic renames.
 
     With `edge_model` (EdgeExport's output), a blessed edge model is written to
-    `<base>/edge/<version>/` beside the SavedModel's `<base>/<version>/`.
+    `<base>/edge/<version>/` beside the SavedModel's `<base>/<version>/`; with `web_model`
+    (WebExport's output), a blessed TF.js model to `<base>/web/<version>/`.
     """
 
     SPEC_CLASS = spec.AtomicPusherSpec
@@ -29,6 +30,7 @@ class AtomicPusher(Pusher):
         model_blessing: types.BaseChannel | None = None,
         infra_blessing: types.BaseChannel | None = None,
         edge_model: types.BaseChannel | None = None,
+        web_model: types.BaseChannel | None = None,
     ):
         """Configure the push.
 
@@ -38,6 +40,7 @@ class AtomicPusher(Pusher):
             model_blessing: the Evaluator's blessing.
             infra_blessing: the ServingGate's blessing.
             edge_model: EdgeExport's output; pushed only when its gate blessed it.
+            web_model: WebExport's output; pushed only when its gate blessed it.
         """
         # Pusher.__init__ builds TFX's own spec; skip to BaseComponent's with ours.
         super(Pusher, self).__init__(
@@ -49,5 +52,6 @@ class AtomicPusher(Pusher):
                 custom_config=json_utils.dumps(None),
                 pushed_model=types.Channel(type=standard_artifacts.PushedModel),
                 **({spec.EDGE_MODEL_KEY: edge_model} if edge_model is not None else {}),
+                **({spec.WEB_MODEL_KEY: web_model} if web_model is not None else {}),
             )
         )

@@ -14,7 +14,9 @@ gets `<base>/edge/<version>/` (`model.tflite` and `metadata.json`), placed the s
 the SavedModel waits in its staging folder (so the record names the edge outcome). A refused
 or failed edge push is recorded on the PushedModel (`edge_pushed` 0, `edge_reason`) and never
 undoes or blocks the SavedModel's; an edge version whose SavedModel version then fails to be
-placed is removed again.
+placed is removed again. A TF.js model (WebExport's output) that the web gate blessed goes to
+`<base>/web/<version>/` (model.json, weight shards, `encode.js`, `metadata.json`) by the same
+rules (`web_pushed`, `web_reason`).
 
 Every byte goes through TFX's `fileio`: the base directory and the artifacts may be bucket URIs.
 """
@@ -22,6 +24,7 @@ Every byte goes through TFX's `fileio`: the base directory and the artifacts may
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import os
@@ -37,6 +40,7 @@ from tfx.utils import io_utils, proto_utils
 from components.edge_export import spec as edge_spec
 from components.pusher import spec
 from components.shared import PUSH_RECORD_FILE, existing_versions
+from components.web_export import spec as web_spec
 
 log = logging.getLogger(__name__)
 
@@ -83,8 +87,10 @@ def atomic_copy_tree(source: str, base_directory: str, version: int) -> str:
         return _place(staging, base_directory, version)
 
 
-def _write_push_record(version_folder: str, version: int, model_uri: str, edge: str | None) -> None:
-    record = {"version": version, "model_uri": model_uri, "pushed_at": time.time(), "edge": edge}
+def _write_push_record(
+    version_folder: str, version: int, model_uri: str, edge: str | None, web: str | None = None
+) -> None:
+    record = {"version": version, "model_uri": model_uri, "pushed_at": time.time(), "edge": edge, "web": web}
     path = os.path.join(version_folder, PUSH_RECORD_FILE)
     fileio.makedirs(os.path.dirname(path))
     with fileio.open(path, "w") as handle:
@@ -111,16 +117,20 @@ class Executor(tfx_pusher_executor.Executor):
         target = os.path.join(base, str(version))
         with _staging(base, version) as staging:
             io_utils.copy_dir(self.GetModelPath(input_dict), staging)
-            edge = None
+            edge = web = None
             if input_dict.get(spec.EDGE_MODEL_KEY):
                 edge_model = artifact_utils.get_single_instance(input_dict[spec.EDGE_MODEL_KEY])
                 edge = push_edge_model(edge_model, base, version, target, model_push)
+            if input_dict.get(spec.WEB_MODEL_KEY):
+                web_model = artifact_utils.get_single_instance(input_dict[spec.WEB_MODEL_KEY])
+                web = push_web_model(web_model, base, version, target, model_push)
             try:
-                _write_push_record(staging, version, model.uri, edge)
+                _write_push_record(staging, version, model.uri, edge, web)
                 _place(staging, base, version)
             except BaseException:
-                if edge:
-                    _remove(edge)  # No edge version without its SavedModel version.
+                for beside in (edge, web):
+                    if beside:
+                        _remove(beside)  # No edge or web version without its SavedModel version.
                 raise
         self._MarkPushed(model_push, pushed_destination=target, pushed_version=str(version))
 
@@ -172,3 +182,54 @@ def _copy_edge_model(source: str, edge_base: str, version: int, saved_model: str
         with fileio.open(os.path.join(staging, edge_spec.METADATA_FILE_NAME), "w") as handle:
             json.dump(metadata, handle, indent=2, sort_keys=True)
         return _place(staging, edge_base, version)
+
+
+def push_web_model(web_model, base: str, version: int, saved_model: str, model_push) -> str | None:
+    """Write a blessed TF.js model to `<base>/web/<version>/`; record the outcome on `model_push`.
+
+    Returns:
+        The web folder, or None when nothing was pushed (the reason is on `model_push`).
+    """
+    reason = None
+    if not web_model.has_custom_property(web_spec.BLESSED_PROPERTY):
+        reason = "the web model carries no web gate verdict"
+    elif web_model.get_int_custom_property(web_spec.BLESSED_PROPERTY) != 1:
+        verdict = web_model.get_string_custom_property(web_spec.VERDICT_PROPERTY)
+        reason = f"the web gate refused it: {verdict}"
+    target = None
+    if reason is None:
+        try:
+            target = _copy_web_model(web_model.uri, os.path.join(base, spec.WEB_FOLDER), version, saved_model)
+        except (OSError, ValueError, KeyError, tf.errors.OpError) as error:
+            reason = f"writing it failed: {error}"
+    model_push.set_int_custom_property(spec.WEB_PUSHED_PROPERTY, int(target is not None))
+    if target is None:
+        model_push.set_string_custom_property(spec.WEB_REASON_PROPERTY, reason)
+        log.error("Web model NOT pushed (the SavedModel version %s is): %s", version, reason)
+        return None
+    model_push.set_string_custom_property(spec.WEB_DESTINATION_PROPERTY, target)
+    return target
+
+
+def _copy_web_model(source: str, web_base: str, version: int, saved_model: str) -> str:
+    """The model files its metadata lists (size and sha256 checked), encoder and metadata, atomically."""
+    with fileio.open(os.path.join(source, web_spec.METADATA_FILE_NAME)) as handle:
+        metadata = json.load(handle)
+    metadata.update({"version": version, "saved_model": saved_model})
+    with _staging(web_base, version) as staging:
+        for name, expected in sorted(metadata["files"].items()):
+            with fileio.open(os.path.join(source, name), "rb") as handle:
+                data = handle.read()
+            if len(data) != expected["bytes"] or hashlib.sha256(data).hexdigest() != expected["sha256"]:
+                raise ValueError(
+                    f"{source}/{name} is not the file the web gate passed (size or sha256 differs)"
+                )
+            with fileio.open(os.path.join(staging, name), "wb") as handle:
+                handle.write(data)
+        fileio.copy(
+            os.path.join(source, web_spec.ENCODER_FILE_NAME),
+            os.path.join(staging, web_spec.ENCODER_FILE_NAME),
+        )
+        with fileio.open(os.path.join(staging, web_spec.METADATA_FILE_NAME), "w") as handle:
+            json.dump(metadata, handle, indent=2, sort_keys=True)
+        return _place(staging, web_base, version)

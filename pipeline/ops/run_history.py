@@ -20,6 +20,7 @@ from components.drift_gate import spec as drift_spec
 from components.edge_export import spec as edge_spec
 from components.pusher import spec as pusher_spec
 from components.serving_gate import spec as gate_spec
+from components.web_export import spec as web_spec
 from serving.eval_results import evaluation_metrics, slice_name
 
 RUN_CONTEXT_TYPE = "pipeline_run"
@@ -87,6 +88,13 @@ class RunReport:
     edge_pushed: bool | None = None  # the Pusher wrote it to <serving>/edge/<version>/
     edge_path: str | None = None
     edge_reason: str | None = None  # why the Pusher did not push it
+    web_blessed: bool | None = None  # the web gate's verdict on the TF.js model (WebExport)
+    web_summary: str | None = None
+    web_bytes: int | None = None
+    web_checks: list[dict] = dataclasses.field(default_factory=list)
+    web_pushed: bool | None = None  # the Pusher wrote it to <serving>/web/<version>/
+    web_path: str | None = None
+    web_reason: str | None = None
 
     @property
     def pushed_new_version(self) -> bool:
@@ -256,6 +264,13 @@ def load_report(metadata_path: str | Path, run_id: str | None = None, store=None
                 report.edge_summary = props[edge_spec.VERDICT_PROPERTY].string_value
                 report.edge_bytes = props[edge_spec.BYTES_PROPERTY].int_value
                 report.edge_checks = _verdict_checks(f"{edge_model.uri}/{edge_spec.VERDICT_FILE_NAME}")
+        for web_model in node.outputs.get("web_model", []):
+            props = web_model.custom_properties
+            if web_spec.BLESSED_PROPERTY in props:
+                report.web_blessed = props[web_spec.BLESSED_PROPERTY].int_value == 1
+                report.web_summary = props[web_spec.VERDICT_PROPERTY].string_value
+                report.web_bytes = props[web_spec.BYTES_PROPERTY].int_value
+                report.web_checks = _verdict_checks(f"{web_model.uri}/{web_spec.VERDICT_FILE_NAME}")
         for pushed in node.outputs.get("pushed_model", []):
             props = pushed.custom_properties
             if props.get("pushed") is not None and props["pushed"].int_value == 1:
@@ -267,6 +282,12 @@ def load_report(metadata_path: str | Path, run_id: str | None = None, store=None
                     report.edge_path = props[pusher_spec.EDGE_DESTINATION_PROPERTY].string_value
                 if pusher_spec.EDGE_REASON_PROPERTY in props:
                     report.edge_reason = props[pusher_spec.EDGE_REASON_PROPERTY].string_value
+            if pusher_spec.WEB_PUSHED_PROPERTY in props:
+                report.web_pushed = props[pusher_spec.WEB_PUSHED_PROPERTY].int_value == 1
+                if pusher_spec.WEB_DESTINATION_PROPERTY in props:
+                    report.web_path = props[pusher_spec.WEB_DESTINATION_PROPERTY].string_value
+                if pusher_spec.WEB_REASON_PROPERTY in props:
+                    report.web_reason = props[pusher_spec.WEB_REASON_PROPERTY].string_value
     return report
 
 
@@ -361,6 +382,7 @@ def format_report(report: RunReport) -> str:
                 if check["status"] == "fail"
             )
     lines.extend(_edge_gate_lines(report))
+    lines.extend(_web_gate_lines(report))
     if report.pushed_version and report.pushed_new_version:
         lines.append(f"Pushed: version {report.pushed_version} -> {report.pushed_path}")
         if report.edge_pushed:
@@ -368,6 +390,12 @@ def format_report(report: RunReport) -> str:
         elif report.edge_pushed is False:
             lines.append(
                 f"Edge model: not pushed ({report.edge_reason}); the SavedModel push above is unaffected"
+            )
+        if report.web_pushed:
+            lines.append(f"Web model: TF.js, {report.web_bytes:,} bytes -> {report.web_path}")
+        elif report.web_pushed is False:
+            lines.append(
+                f"Web model: not pushed ({report.web_reason}); the SavedModel push above is unaffected"
             )
         pin = _rollback_pin(report.pushed_path)
         if pin is not None and str(pin) != report.pushed_version:
@@ -458,3 +486,14 @@ def format_run_details(report: RunReport) -> str:
         lines.append("Per-slice metrics:")
         lines.extend(f"  {name:<28} {_metrics_line(values)}" for name, values in sorted(report.slices))
     return "\n".join(lines)
+
+
+def _web_gate_lines(report: RunReport) -> list[str]:
+    if report.web_blessed is None:
+        return []
+    if report.web_blessed:
+        agreement = next((c for c in report.web_checks if c["name"] == "agreement"), None)
+        figures = f": {agreement['detail']}" if agreement and agreement["status"] == "pass" else ""
+        return [f"Web gate: {report.web_summary}{figures}"]
+    failed = [c for c in report.web_checks if c["status"] == "fail"]
+    return ["Web gate: REFUSED the TF.js web model"] + [f"  - {c['name']}: {c['detail']}" for c in failed]

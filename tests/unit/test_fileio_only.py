@@ -61,6 +61,10 @@ ALLOWED = {
     # pod's own file, not an artifact (the TFJob trainer's client reads it to call the API).
     ("components/tfjob_trainer/kubernetes.py", "KubernetesClient.in_cluster"): "pod-local token",
 }
+# Whole modules whose files are local by nature, never artifacts: the web gate's browser run
+# hands node a local folder (a converted model in a temporary directory) and the repo's
+# node_modules; the executor copies the results to the artifact URI through fileio.
+ALLOWED_MODULES = {"serving/web_browser.py": "node and Chromium read local folders only"}
 
 
 def _dotted(node: ast.AST, aliases: dict[str, str]) -> str | None:
@@ -204,6 +208,8 @@ def test_components_reach_files_through_fileio_only():
         scan.visit(tree)
         module = str(path.relative_to(ROOT))
         for function, line, problem in scan.found:
+            if module in ALLOWED_MODULES:
+                continue
             if (module, function) in ALLOWED:
                 allowed_used.add((module, function))
             else:
@@ -309,7 +315,12 @@ def test_the_pusher_pushes_model_edge_model_and_record_into_a_bucket(ram):
     assert fileio.listdir(f"{base}/edge") == [version]
     [record] = read_push_records(base)  # version 1000 has none
     assert record.pop("pushed_at") > 0
-    assert record == {"version": int(version), "model_uri": model.uri, "edge": f"{base}/edge/{version}"}
+    assert record == {
+        "version": int(version),
+        "model_uri": model.uri,
+        "edge": f"{base}/edge/{version}",
+        "web": None,
+    }
 
 
 def test_atomic_copy_tree_into_a_bucket_never_overwrites(ram):
