@@ -256,7 +256,12 @@ def evaluation_stage(
         accuracy_tolerance=float(edge_accuracy_tolerance),
         auc_tolerance=float(edge_auc_tolerance),
     )
-    web_export = WebExport(model=model, examples=data.examples)
+    web_export = WebExport(
+        model=model,
+        examples=data.examples,
+        model_blessing=evaluator.outputs["blessing"],
+        infra_blessing=serving_gate.outputs["blessing"],
+    )
     return EvaluationStage(baseline, evaluator, serving_gate, edge_export, web_export)
 
 

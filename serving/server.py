@@ -3,7 +3,8 @@
 `python -m pipeline serve` runs this. It serves the version chosen in the serving directory
 (the newest pushed one, or the one `rollback` pinned) through KServe's `ModelServer` app:
 `POST /v1/models/<name>:predict` (KServe's v1 protocol, which is TF Serving's), `GET
-/v1/models/<name>` (answered in TF Serving's status format), `/metrics` (Prometheus).
+/v1/models/<name>` (answered in TF Serving's status format), `/metrics` (Prometheus); and
+`/web/`, a page that scores trips in the browser with the version's TF.js model (`serving/web_page.py`).
 
 Requests, as TF Serving takes them:
 - row format `{"instances": [...]}` -> `{"predictions": [...]}`; columnar format
@@ -291,10 +292,11 @@ class CountResponses:
         return await self.app(scope, receive, counting_send)
 
 
-def build_app(name: str, base: Path, poll_s: float = 1.0, logger=None):
+def build_app(name: str, base: Path, poll_s: float = 1.0, logger=None, web=None):
     """KServe's REST app serving `name` from `base`, plus TF Serving's status route; and the watcher.
 
     `logger`: a PredictionLogger that every answered example goes to (None: no log).
+    `web`: a `serving.web_page.WebPage` whose `/web/` routes the app also serves (None: none).
     """
     import kserve
     from fastapi.responses import ORJSONResponse
@@ -346,6 +348,8 @@ def build_app(name: str, base: Path, poll_s: float = 1.0, logger=None):
     app.add_middleware(CountResponses)
     # TF Serving's status format for GET /v1/models/<name> (KServe's own says only "ready").
     app.router.routes.insert(0, APIRoute("/v1/models/{model_name}", model_status, methods=["GET"]))
+    if web is not None:
+        app.include_router(web.router(watcher))
     return app, watcher
 
 
@@ -357,11 +361,12 @@ def serve(
     poll_s: float = 1.0,
     logger=None,
     live_skew=None,
+    web=None,
 ) -> None:
     """Run the server until interrupted (then the prediction log is flushed and closed)."""
     import uvicorn
 
-    app, watcher = build_app(name, base, poll_s, logger)
+    app, watcher = build_app(name, base, poll_s, logger, web)
     watcher.start()
     if live_skew is not None:
         live_skew.start()
@@ -369,6 +374,7 @@ def serve(
     print(
         f"Serving {name} version {watcher.current.version} from {base} on http://{host}:{port}"
         f"/v1/models/{name} (metrics: /metrics)"
+        + (f"; web page: http://{host}:{port}/web/" if web is not None else "")
         + (f"; prediction log: {logger.folder}" if logger is not None else ""),
         flush=True,
     )

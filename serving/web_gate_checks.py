@@ -26,6 +26,8 @@ from serving.gate_checks import accuracy, auc
 from serving.gate_verdict import FAIL, PASS, SKIPPED, Check, Verdict, finite_or_none
 
 WEB_GATE = "Web gate"
+# How a verdict that did not run the browser begins (the model will not be pushed anyway).
+NOT_RUN = "not run: "
 
 
 def browser_refusal(name: str, examples: int, reason: str, tolerances: dict) -> Verdict:

@@ -26,6 +26,8 @@ class WebExport(base_component.BaseComponent):
         model: Channel,
         examples: Channel,
         *,
+        model_blessing: Channel | None = None,
+        infra_blessing: Channel | None = None,
         split: str = spec.DEFAULT_SPLIT,
         max_trips: int = spec.DEFAULT_MAX_TRIPS,
         seed: int = 0,
@@ -37,6 +39,8 @@ class WebExport(base_component.BaseComponent):
         Args:
             model: the Trainer's model.
             examples: ExampleGen's examples; the gate replays `split`.
+            model_blessing: the Evaluator's blessing; unblessed, the gate does not run.
+            infra_blessing: the ServingGate's blessing; unblessed, the gate does not run.
             split: the split the gate replays (the serving and edge gates').
             max_trips: the whole split up to this many trips, else a seeded sample this size.
             seed: seeds the sample.
@@ -48,6 +52,8 @@ class WebExport(base_component.BaseComponent):
                 **{
                     spec.MODEL_KEY: model,
                     spec.EXAMPLES_KEY: examples,
+                    spec.MODEL_BLESSING_KEY: model_blessing,
+                    spec.INFRA_BLESSING_KEY: infra_blessing,
                     spec.SPLIT_KEY: split,
                     spec.MAX_TRIPS_KEY: max_trips,
                     spec.SEED_KEY: seed,

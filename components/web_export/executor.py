@@ -43,6 +43,19 @@ MARKER_TRIPS = 4
 ENCODER = os.path.join(os.path.dirname(web_browser.__file__), "web", spec.ENCODER_FILE_NAME)
 
 
+def _not_pushed(input_dict) -> str | None:
+    """Why the model will not be pushed (a blessing says no), or None."""
+    for key, who in (
+        (spec.MODEL_BLESSING_KEY, "the Evaluator"),
+        (spec.INFRA_BLESSING_KEY, "the serving gate"),
+    ):
+        if input_dict.get(key):
+            blessing = artifact_utils.get_single_instance(input_dict[key])
+            if blessing.has_custom_property("blessed") and blessing.get_int_custom_property("blessed") != 1:
+                return f"{who} did not bless the model, so it is not pushed"
+    return None
+
+
 def gate_rows(total: int, max_trips: int, seed: int) -> np.ndarray:
     """Every row when the split holds at most `max_trips`, else a seeded sample of that size (sorted)."""
     if total <= max_trips:
@@ -143,6 +156,7 @@ class Executor(base_executor.BaseExecutor):
         tolerances = {"max_difference": max_difference, "metrics_decimals": 4}
 
         started = time.perf_counter()
+        not_pushed = _not_pushed(input_dict)
         files = split_files(examples, split)
         counts = record_counts.recorded_counts(files)
         total = sum(counts) if counts else None
@@ -152,12 +166,20 @@ class Executor(base_executor.BaseExecutor):
         inputs: list[dict] = []
         with tempfile.TemporaryDirectory() as local:
             converted = os.path.join(local, "model")
-            try:
-                inputs = web_inputs(model_dir)
-                extra["ops"] = web_convert.convert(model_dir, converted)
-            except web_convert.WebConversionError as error:
+            if not_pushed:
                 converted = None
-                verdict = web_checks.browser_refusal(name, total or 0, f"not converted: {error}", tolerances)
+                verdict = web_checks.browser_refusal(
+                    name, total or 0, f"{web_checks.NOT_RUN}{not_pushed}", tolerances
+                )
+            else:
+                try:
+                    inputs = web_inputs(model_dir)
+                    extra["ops"] = web_convert.convert(model_dir, converted)
+                except web_convert.WebConversionError as error:
+                    converted = None
+                    verdict = web_checks.browser_refusal(
+                        name, total or 0, f"not converted: {error}", tolerances
+                    )
             seconds["convert"] = round(time.perf_counter() - started, 3)
             reason = web_browser.unavailable() if converted else None
             if reason:

@@ -6,6 +6,8 @@ from components.shared import WebModel
 
 MODEL_KEY = "model"
 EXAMPLES_KEY = "examples"
+MODEL_BLESSING_KEY = "model_blessing"
+INFRA_BLESSING_KEY = "infra_blessing"
 WEB_MODEL_KEY = "web_model"
 SPLIT_KEY = "split"
 MAX_TRIPS_KEY = "max_trips"
@@ -31,7 +33,7 @@ DEFAULT_MAX_DIFFERENCE = 1e-5
 
 
 class WebExportSpec(component_spec.ComponentSpec):
-    """The Trainer's model and ExampleGen's examples in; a WebModel out."""
+    """The Trainer's model and ExampleGen's examples (and the blessings, optional) in; a WebModel out."""
 
     PARAMETERS = {
         SPLIT_KEY: component_spec.ExecutionParameter(type=str),
@@ -43,5 +45,13 @@ class WebExportSpec(component_spec.ComponentSpec):
     INPUTS = {
         MODEL_KEY: component_spec.ChannelParameter(type=standard_artifacts.Model),
         EXAMPLES_KEY: component_spec.ChannelParameter(type=standard_artifacts.Examples),
+        # The Evaluator's and the serving gate's verdicts: a model neither will let through is
+        # not pushed, so the web gate does not spend a browser run on it.
+        MODEL_BLESSING_KEY: component_spec.ChannelParameter(
+            type=standard_artifacts.ModelBlessing, optional=True
+        ),
+        INFRA_BLESSING_KEY: component_spec.ChannelParameter(
+            type=standard_artifacts.InfraBlessing, optional=True
+        ),
     }
     OUTPUTS = {WEB_MODEL_KEY: component_spec.ChannelParameter(type=WebModel)}

@@ -78,6 +78,11 @@ def add_commands(commands) -> None:
         "--skew-window", type=int, default=1000, help="recent examples behind the live skew gauges"
     )
     serve.add_argument("--skew-interval-s", type=float, default=10.0, help="how often the gauges update")
+    serve.add_argument(
+        "--data-root",
+        help="where the /web/ page's trips come from (the newest span): default the data root of the run "
+        "that pushed the served version (ML Metadata), else <root>/data",
+    )
     serve.set_defaults(handler=serve_command)
     receive = commands.add_parser(
         "receive-logs",
@@ -254,6 +259,7 @@ def serve_command(args: argparse.Namespace) -> int:
             args.poll_s,
             logger=logger,
             live_skew=live_skew,
+            web=_web_page(args, base),
         )
     except FileNotFoundError as error:
         print(f"error: {error}; run the pipeline first (make run)", file=sys.stderr)
@@ -289,6 +295,62 @@ def _prediction_log(args: argparse.Namespace):
         observers=[live_skew.observe],
     )
     return logger, live_skew
+
+
+def _web_page(args: argparse.Namespace, base):
+    """The /web/ page: the web models pushed beside `base`, trips from the served version's data."""
+    from components.pusher.spec import WEB_FOLDER
+    from components.web_export.spec import METADATA_FILE_NAME
+    from serving.web_page import WebPage
+
+    config = PipelineConfig(root=_root(args))
+    return WebPage(
+        config.model_name, base / WEB_FOLDER, METADATA_FILE_NAME, lambda v: _newest_span(args, config, v)
+    )
+
+
+def _run_data_root(metadata_path, version: int) -> str | None:
+    """ExampleGen's input_base in the run that pushed `version` (ML Metadata lineage), or None."""
+    from tfx.types.standard_component_specs import INPUT_BASE_KEY
+
+    from monitoring.lineage import OUTPUT, LineageError, open_store, version_lineage
+
+    try:
+        lineage = version_lineage(metadata_path, version)
+    except (FileNotFoundError, LineageError):
+        return None
+    store = open_store(metadata_path)
+    for examples in store.get_artifacts_by_uri(lineage.examples_uri):
+        events = store.get_events_by_artifact_ids([examples.id])
+        for execution in store.get_executions_by_id([e.execution_id for e in events if e.type == OUTPUT]):
+            value = execution.custom_properties.get(INPUT_BASE_KEY) or execution.properties.get(
+                INPUT_BASE_KEY
+            )
+            if value is not None and value.string_value:
+                return value.string_value
+    return None
+
+
+def _newest_span(args: argparse.Namespace, config: PipelineConfig, version: int):
+    """The /web/ page's trips: the newest span of --data-root, else of the version's run, else <root>/data."""
+    from tfx.dsl.io import fileio
+
+    from components.example_gen.driver import SPAN_SPEC, available_spans
+    from pipeline.pipeline import SPAN_PATTERN
+    from serving.web_page import SpanFiles
+
+    root, source = args.data_root, "--data-root"
+    if not root:
+        root = _run_data_root(config.metadata_path, version)
+        source = f"the data root of the run that pushed version {version}"
+    if not root:
+        root = str(config.span_data_root)
+        source = f"the run root's data: no run in {config.metadata_path} pushed version {version}"
+    spans = available_spans(root, SPAN_PATTERN)
+    if not spans:
+        return SpanFiles(root, None, (), source)
+    files = fileio.glob(f"{root.rstrip('/')}/{SPAN_PATTERN.replace(SPAN_SPEC, str(spans[-1]))}")
+    return SpanFiles(root, spans[-1], tuple(sorted(files)), source)
 
 
 def receive_logs_command(args: argparse.Namespace) -> int:

@@ -21,6 +21,7 @@ from components.edge_export import spec as edge_spec
 from components.pusher import spec as pusher_spec
 from components.serving_gate import spec as gate_spec
 from components.web_export import spec as web_spec
+from serving import web_gate_checks as web_checks
 from serving.eval_results import evaluation_metrics, slice_name
 
 RUN_CONTEXT_TYPE = "pipeline_run"
@@ -496,4 +497,6 @@ def _web_gate_lines(report: RunReport) -> list[str]:
         figures = f": {agreement['detail']}" if agreement and agreement["status"] == "pass" else ""
         return [f"Web gate: {report.web_summary}{figures}"]
     failed = [c for c in report.web_checks if c["status"] == "fail"]
+    if len(failed) == 1 and failed[0]["detail"].startswith(web_checks.NOT_RUN):
+        return [f"Web gate: {failed[0]['detail']}"]
     return ["Web gate: REFUSED the TF.js web model"] + [f"  - {c['name']}: {c['detail']}" for c in failed]

@@ -5,7 +5,7 @@ The spec is compiled for bucket roots (gs://taxi-bucket/...) exactly as for a cl
 (pipeline/ops/kfp_run.py), with the bucket rewritten to a local folder (TensorFlow 2.16
 cannot reach a GCS emulator: docs/kubeflow.md). Two runs over one serving dir:
 
-1. spans 1-7 (window 4-7): every task succeeds, the model and the edge model are pushed with
+1. spans 1-7 (window 4-7): every task succeeds, the model, the edge and web models are pushed with
    a push record naming the Trainer's model; no baseline yet; drift compares span 7 with 6.
 2. span 8 arrives, with an AUC floor no model reaches (`--param eval-config=...`): the
    baseline resolver hands over run 1's pushed model, the Evaluator compares against it,
@@ -125,6 +125,10 @@ def test_every_compiled_task_runs_in_its_own_process_and_the_model_is_pushed(kfp
     assert record["version"] == int(version) and record["model_uri"] == model_uri
     edge = kfp_runs["serving"] / "edge" / version
     assert (edge / "model.tflite").stat().st_size > 10_000 and record["edge"] == str(edge)
+    # The TF.js model too: converted and gated in Chromium inside the WebExport task's process.
+    web = kfp_runs["serving"] / "web" / version
+    assert (web / "model.json").is_file() and record["web"] == str(web)
+    assert json.loads((web / "metadata.json").read_text())["blessed"] is True
     pusher = artifact(first, "AtomicPusher", "pushed_model")["metadata"]
     assert pusher["pushed"] == 1 and pusher["pushed_version"] == version
 

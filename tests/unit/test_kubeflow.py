@@ -107,7 +107,7 @@ def test_every_executor_runs_the_image_with_the_beam_args(spec):
     containers = {
         k: v["container"] for k, v in spec["deploymentSpec"]["executors"].items() if "container" in v
     }
-    assert len(containers) == 13
+    assert len(containers) == 14
     for name, container in containers.items():
         assert container["image"] == IMAGE, name
         assert container["command"][:3] == [
@@ -130,17 +130,18 @@ def test_every_executor_runs_the_image_with_the_beam_args(spec):
     assert "/work/" not in json.dumps(spec) and str(REPO) not in json.dumps(spec)
 
 
-def test_the_edge_model_travels_as_a_custom_artifact_from_edge_export_to_the_pusher(spec):
-    outputs = spec["components"]["EdgeExport"]["outputDefinitions"]["artifacts"]
+@pytest.mark.parametrize(
+    ("producer", "key", "type_name"),
+    [("EdgeExport", "edge_model", "EdgeModel"), ("WebExport", "web_model", "WebModel")],
+)
+def test_edge_and_web_models_travel_as_custom_artifacts_to_the_pusher(spec, producer, key, type_name):
+    outputs = spec["components"][producer]["outputDefinitions"]["artifacts"]
     # A custom type travels as its schema title (KFP recovers the type by that name at run time).
     # TFX's container entrypoint imports it by that title: it must be an importable class path.
-    title = outputs["edge_model"]["artifactType"]["instanceSchema"].split("\n")[0]
-    assert title == "title: components.EdgeModel"
+    title = outputs[key]["artifactType"]["instanceSchema"].split("\n")[0]
+    assert title == f"title: components.{type_name}"
     pusher_inputs = spec["root"]["dag"]["tasks"]["AtomicPusher"]["inputs"]["artifacts"]
-    assert pusher_inputs["edge_model"]["taskOutputArtifact"] == {
-        "outputArtifactKey": "edge_model",
-        "producerTask": "EdgeExport",
-    }
+    assert pusher_inputs[key]["taskOutputArtifact"] == {"outputArtifactKey": key, "producerTask": producer}
 
 
 def test_trainer_asks_for_gpus_and_the_others_for_sensible_resources(spec):

@@ -1,5 +1,6 @@
 """AtomicPusher: growing integer versions, atomic placement, and no push without a blessing."""
 
+import hashlib
 import json
 import os
 
@@ -8,7 +9,7 @@ from tfx.types import standard_artifacts
 
 from components.pusher import executor as pusher
 from components.pusher.executor import Executor, atomic_copy_tree, existing_versions, next_version
-from components.shared import EdgeModel, read_push_records
+from components.shared import EdgeModel, WebModel, read_push_records
 
 PUSH_DESTINATION = '{"filesystem": {"base_directory": "%s"}}'
 
@@ -163,3 +164,68 @@ def test_an_edge_version_whose_saved_model_cannot_be_placed_is_removed(tmp_path,
         run_with_edge(tmp_path, True, edge_model(tmp_path, blessed=True))
     assert sorted(os.listdir(base)) == ["5000", "edge"]  # no staging folder left behind
     assert os.listdir(base / "edge") == []
+
+
+# ---------------------------------------------------------------- the web model beside the version
+
+
+def web_model(tmp_path, blessed: bool, tamper: bool = False):
+    artifact = WebModel()
+    artifact.uri = str(tmp_path / "web_model")
+    folder = tmp_path / "web_model"
+    folder.mkdir()
+    files = {"model.json": b'{"modelTopology": {}}', "group1-shard1of1.bin": b"\x00\x01weights"}
+    for name, data in files.items():
+        (folder / name).write_bytes(data)
+    (folder / "encode.js").write_text("export function encodeColumns() {}\n")
+    listed = {n: {"bytes": len(d), "sha256": hashlib.sha256(d).hexdigest()} for n, d in files.items()}
+    (folder / "metadata.json").write_text(json.dumps({"files": listed, "bytes": 31, "blessed": blessed}))
+    if tamper:  # the shard changed after the gate passed it
+        (folder / "group1-shard1of1.bin").write_bytes(b"\x00\x02weights")
+    artifact.set_int_custom_property("blessed", int(blessed))
+    artifact.set_string_custom_property("web_verdict", "refused: agreement: webgl: trip 3 answers 0.9")
+    return artifact
+
+
+def run_with_web(tmp_path, web):
+    model, blessing, pushed = artifacts(tmp_path, True)
+    base = tmp_path / "serving" / "big_tipper"
+    Executor().Do(
+        {"model": [model], "model_blessing": [blessing], "web_model": [web]},
+        {"pushed_model": [pushed]},
+        {"push_destination": PUSH_DESTINATION % base},
+    )
+    return pushed, base
+
+
+def test_a_blessed_web_model_lands_beside_the_version_with_its_files_and_metadata(tmp_path):
+    pushed, base = run_with_web(tmp_path, web_model(tmp_path, blessed=True))
+    version = pushed.get_string_custom_property("pushed_version")
+    web = base / "web" / version
+    assert sorted(os.listdir(web)) == ["encode.js", "group1-shard1of1.bin", "metadata.json", "model.json"]
+    assert (web / "group1-shard1of1.bin").read_bytes() == b"\x00\x01weights"
+    metadata = json.loads((web / "metadata.json").read_text())
+    assert metadata["version"] == int(version) and metadata["saved_model"] == str(base / version)
+    assert pushed.get_int_custom_property("web_pushed") == 1
+    assert pushed.get_string_custom_property("web_destination") == str(web)
+    [record] = read_push_records(str(base))
+    assert record["web"] == str(web) and record["edge"] is None
+    assert existing_versions(str(base)) == [int(version)] and os.listdir(base / "web") == [version]
+
+
+def test_a_refused_web_model_is_not_pushed_and_the_saved_model_still_is(tmp_path):
+    pushed, base = run_with_web(tmp_path, web_model(tmp_path, blessed=False))
+    assert pushed.get_int_custom_property("pushed") == 1 and pushed.get_int_custom_property("web_pushed") == 0
+    assert pushed.get_string_custom_property("web_reason").startswith(
+        "the web gate refused it: refused: agreement"
+    )
+    assert not (base / "web").exists()
+
+
+def test_a_web_file_changed_after_the_gate_is_not_pushed(tmp_path):
+    pushed, base = run_with_web(tmp_path, web_model(tmp_path, blessed=True, tamper=True))
+    assert pushed.get_int_custom_property("pushed") == 1 and pushed.get_int_custom_property("web_pushed") == 0
+    assert "group1-shard1of1.bin is not the file the web gate passed" in pushed.get_string_custom_property(
+        "web_reason"
+    )
+    assert os.listdir(base / "web") == []  # the staging folder is gone

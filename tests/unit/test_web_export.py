@@ -218,3 +218,31 @@ def test_marker_trips_set_one_feature_at_a_time():
     )
     assert np.isnan(marked["fare"][5:7]).all() and not np.isnan(marked["fare"][:5]).any()
     assert marked["trip_start_hour"][-2:].tolist() == [features.MISSING_INT] * 2
+
+
+def test_a_model_the_evaluator_did_not_bless_is_not_gated_and_says_why(tmp_path):
+    model = standard_artifacts.Model()
+    model.uri = str(tmp_path / "model")
+    save_web_zoo(path_utils.serving_model_dir(model.uri))
+    blessing = standard_artifacts.ModelBlessing()
+    blessing.uri = str(tmp_path / "blessing")
+    blessing.set_int_custom_property("blessed", 0)
+    output = WebModel()
+    output.uri = str(tmp_path / "web_model")
+    properties = {
+        spec.SPLIT_KEY: "eval",
+        spec.MAX_TRIPS_KEY: 100,
+        spec.SEED_KEY: 0,
+        spec.MAX_DIFFERENCE_KEY: 1e-5,
+        spec.BACKENDS_KEY: "cpu",
+    }
+    inputs = {
+        spec.MODEL_KEY: [model],
+        spec.EXAMPLES_KEY: [_examples_artifact(tmp_path)],
+        spec.MODEL_BLESSING_KEY: [blessing],
+    }
+    Executor().Do(inputs, {spec.WEB_MODEL_KEY: [output]}, properties)
+    assert output.get_int_custom_property(spec.BLESSED_PROPERTY) == 0
+    summary = output.get_string_custom_property(spec.VERDICT_PROPERTY)
+    assert "not run: the Evaluator did not bless the model" in summary
+    assert not (tmp_path / "web_model" / "model.json").exists()  # no conversion, no browser
