@@ -152,9 +152,9 @@ def export_model(model: tf.keras.Model, tf_transform_output: tft.TFTransformOutp
     # Consumers load the signatures (tf.saved_model.load), never Keras layer call traces:
     # skipping those traces saves a few seconds per export.
     model.save(path, save_format="tf", signatures=signatures, save_traces=False)
-    extra = f"{path}/assets.extra"
-    tf.io.gfile.makedirs(extra)
-    with tf.io.gfile.GFile(f"{extra}/{web.WEB_INPUTS_FILE}", "w") as handle:
+    # Beside saved_model.pb, not in assets.extra/: TF's ram:// file system (the bucket tests')
+    # lists `assets` by name prefix, so an `assets.extra` sibling breaks copying the folder.
+    with tf.io.gfile.GFile(f"{path}/{web.WEB_INPUTS_FILE}", "w") as handle:
         handle.write(web.dumps_description(web.web_inputs_description(serving_spec, codes)))
 
 

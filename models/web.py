@@ -32,7 +32,7 @@ import tensorflow as tf
 from models import features
 
 WEB_SIGNATURE = "serving_web"
-# assets.extra file of an exported SavedModel: how a web client encodes each raw feature.
+# A file of every exported SavedModel (beside saved_model.pb): how a web client encodes each raw feature.
 WEB_INPUTS_FILE = "web_inputs.json"
 # Census tracts as [v // SPLIT_BASE, v % SPLIT_BASE]: both parts fit int32 (and float32 exactly).
 SPLIT_BASE = 2**24
@@ -222,5 +222,5 @@ def encode(raw: dict[str, np.ndarray], described: list[dict]) -> dict[str, np.nd
 
 
 def dumps_description(described: list[dict]) -> str:
-    """The web inputs' description as the JSON the SavedModel carries (assets.extra)."""
+    """The web inputs' description as the JSON the SavedModel carries (WEB_INPUTS_FILE)."""
     return json.dumps({"signature": WEB_SIGNATURE, "inputs": described}, indent=2, sort_keys=True)

@@ -9,8 +9,11 @@ so no other code of the process ever sees a stand-in.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import io
 import json
+import logging
 import sys
 import types
 
@@ -30,6 +33,7 @@ REFUSED_OPS = frozenset(
     {"EnsureShape", "StringToHashBucketFast", "AsString", "HashTableV2", "LookupTableFindV2"}
 )
 SHARD_BYTES = 4 * 1024 * 1024
+log = logging.getLogger(__name__)
 
 
 class WebConversionError(ValueError):
@@ -73,19 +77,22 @@ def convert(saved_model_dir: str, out_dir: str, signature: str = WEB_SIGNATURE) 
             f"{saved_model_dir} has no '{signature}' signature (it has {sorted(signatures)})"
         )
     converter = _converter_module()
+    printed = io.StringIO()  # the converter print()s a line per int64 weight it narrows
     try:
-        converter.convert_tf_saved_model(
-            saved_model_dir,
-            out_dir,
-            signature_def=signature,
-            saved_model_tags="serve",
-            strip_debug_ops=True,
-            weight_shard_size_bytes=SHARD_BYTES,
-        )
+        with contextlib.redirect_stdout(printed):
+            converter.convert_tf_saved_model(
+                saved_model_dir,
+                out_dir,
+                signature_def=signature,
+                saved_model_tags="serve",
+                strip_debug_ops=True,
+                weight_shard_size_bytes=SHARD_BYTES,
+            )
     except (ValueError, RuntimeError, KeyError) as error:
-        raise WebConversionError(
-            f"the TensorFlow.js converter failed on {saved_model_dir}: {error}"
-        ) from error
+        raise WebConversionError(f"the TF.js converter failed on {saved_model_dir}: {error}") from error
+    finally:
+        if printed.getvalue():
+            log.info("TensorFlow.js converter output:\n%s", printed.getvalue())
     return check_graph(out_dir)
 
 

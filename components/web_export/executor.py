@@ -96,7 +96,7 @@ def saved_model_answers(model_dir: str, raw: dict[str, np.ndarray], chunk: int =
 
 def web_inputs(model_dir: str) -> list[dict]:
     """The web inputs' description the Trainer exported with the SavedModel."""
-    path = os.path.join(model_dir, "assets.extra", web.WEB_INPUTS_FILE)
+    path = os.path.join(model_dir, web.WEB_INPUTS_FILE)
     if not fileio.exists(path):
         raise web_convert.WebConversionError(
             f"{model_dir} carries no {web.WEB_INPUTS_FILE} (exported before the web signature)"

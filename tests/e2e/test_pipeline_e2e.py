@@ -138,7 +138,7 @@ def test_a_default_runs_console_holds_only_progress_epochs_and_summary(runs):
     cold = runs["cold"]
     ours = re.compile(
         r"^(Pipeline |\[\s*\d+/\d+\] |\d+/\d+ - |Epoch \d+/\d+$|Run |  \S|Drift: |Eval split|"
-        r"Weakest slices|Blessed: |Serving gate: |Edge gate: |Pushed: |Edge model: |"
+        r"Weakest slices|Blessed: |Serving gate: |Edge gate: |Web gate: |Pushed: |Edge model: |Web model: |"
         r"Library logs and warnings: |Wall time |$)"
     )
     stray = [line for line in (cold.stdout + cold.stderr).splitlines() if not ours.match(line)]

@@ -41,7 +41,7 @@ def test_the_cold_run_pushes_a_gated_web_model_beside_its_version(runs):
     metadata = json.loads((folder / "metadata.json").read_text())
     assert metadata["version"] == int(cold.pushed_version) and metadata["saved_model"] == cold.pushed_path
     assert metadata["signature"] == web.WEB_SIGNATURE and metadata["blessed"] is True
-    exported = json.loads((Path(cold.pushed_path) / "assets.extra" / web.WEB_INPUTS_FILE).read_text())
+    exported = json.loads((Path(cold.pushed_path) / web.WEB_INPUTS_FILE).read_text())
     assert metadata["inputs"] == exported["inputs"]
     for name, described in metadata["files"].items():
         data = (folder / name).read_bytes()

@@ -98,3 +98,48 @@ def test_the_summary_says_where_the_edge_model_went_or_why_it_did_not():
     assert not any(
         line.startswith("Edge") for line in run_history.format_report(_pushed_report()).splitlines()
     )
+
+
+def test_the_summary_names_the_web_model_or_why_it_was_not_pushed():
+    agreement = {
+        "name": "agreement",
+        "status": "pass",
+        "detail": "2537 trips on cpu, wasm, webgl: largest 2.7e-07",
+    }
+    pushed = _pushed_report(
+        web_blessed=True,
+        web_summary="passed (6 checks on 2537 examples)",
+        web_bytes=496475,
+        web_checks=[agreement],
+        web_pushed=True,
+        web_path="/s/big_tipper/web/1700000000",
+    )
+    lines = run_history.format_report(pushed).splitlines()
+    assert (
+        "Web gate: passed (6 checks on 2537 examples): 2537 trips on cpu, wasm, webgl: largest 2.7e-07"
+        in lines
+    )
+    assert "Web model: TF.js, 496,475 bytes -> /s/big_tipper/web/1700000000" in lines
+
+    no_browser = "the web gate cannot run here: chromium not found"
+    refused = _pushed_report(
+        web_blessed=False,
+        web_summary=f"refused: backends: {no_browser}",
+        web_bytes=0,
+        web_checks=[{"name": "backends", "status": "fail", "detail": no_browser}],
+        web_pushed=False,
+        web_reason=f"the web gate refused it: refused: backends: {no_browser}",
+    )
+    lines = run_history.format_report(refused).splitlines()
+    assert "Web gate: REFUSED the TF.js web model" in lines and f"  - backends: {no_browser}" in lines
+    assert (
+        f"Web model: not pushed (the web gate refused it: refused: backends: {no_browser}); "
+        "the SavedModel push above is unaffected" in lines
+    )
+    not_run = "not run: the Evaluator did not bless the model, so it is not pushed"
+    skipped = _pushed_report(
+        web_blessed=False,
+        web_summary=f"refused: backends: {not_run}",
+        web_checks=[{"name": "backends", "status": "fail", "detail": not_run}],
+    )
+    assert f"Web gate: {not_run}" in run_history.format_report(skipped).splitlines()

@@ -85,8 +85,7 @@ def save_web_zoo(path: str, fault: str | None = None) -> str:
             web.WEB_SIGNATURE: model.serve_web.get_concrete_function(),
         },
     )
-    os.makedirs(os.path.join(path, "assets.extra"), exist_ok=True)
-    with open(os.path.join(path, "assets.extra", web.WEB_INPUTS_FILE), "w") as handle:
+    with open(os.path.join(path, web.WEB_INPUTS_FILE), "w") as handle:
         handle.write(web.dumps_description(_described()))
     return path
 
