@@ -135,33 +135,43 @@ class Executor(tfx_pusher_executor.Executor):
         self._MarkPushed(model_push, pushed_destination=target, pushed_version=str(version))
 
 
-def push_edge_model(edge_model, base: str, version: int, saved_model: str, model_push) -> str | None:
-    """Write a blessed edge model to `<base>/edge/<version>/`; record the outcome on `model_push`.
+def _push_beside(kind: str, artifact, copy, base: str, version: int, saved_model: str, model_push):
+    """Write a blessed edge or web model to `<base>/<kind>/<version>/`; record the outcome on `model_push`.
+
+    `copy(source, kind_base, version, saved_model)` places the files and returns the folder.
 
     Returns:
-        The edge folder, or None when nothing was pushed (the reason is on `model_push`).
+        The folder, or None when nothing was pushed (the reason is on `model_push`).
     """
+    gate = edge_spec if kind == spec.EDGE_FOLDER else web_spec
     reason = None
-    if not edge_model.has_custom_property(edge_spec.BLESSED_PROPERTY):
-        reason = "the edge model carries no edge gate verdict"
-    elif edge_model.get_int_custom_property(edge_spec.BLESSED_PROPERTY) != 1:
-        verdict = edge_model.get_string_custom_property(edge_spec.VERDICT_PROPERTY)
-        reason = f"the edge gate refused it: {verdict}"
+    if not artifact.has_custom_property(gate.BLESSED_PROPERTY):
+        reason = f"the {kind} model carries no {kind} gate verdict"
+    elif artifact.get_int_custom_property(gate.BLESSED_PROPERTY) != 1:
+        verdict = artifact.get_string_custom_property(gate.VERDICT_PROPERTY)
+        reason = f"the {kind} gate refused it: {verdict}"
     target = None
     if reason is None:
         try:
-            target = _copy_edge_model(
-                edge_model.uri, os.path.join(base, spec.EDGE_FOLDER), version, saved_model
-            )
-        except (OSError, ValueError, tf.errors.OpError) as error:
+            target = copy(artifact.uri, os.path.join(base, kind), version, saved_model)
+        except (OSError, ValueError, KeyError, tf.errors.OpError) as error:
             reason = f"writing it failed: {error}"
-    model_push.set_int_custom_property(spec.EDGE_PUSHED_PROPERTY, int(target is not None))
+    model_push.set_int_custom_property(f"{kind}_pushed", int(target is not None))
     if target is None:
-        model_push.set_string_custom_property(spec.EDGE_REASON_PROPERTY, reason)
-        log.error("Edge model NOT pushed (the SavedModel version %s is): %s", version, reason)
+        model_push.set_string_custom_property(f"{kind}_reason", reason)
+        log.error(
+            "%s model NOT pushed (the SavedModel version %s is): %s", kind.capitalize(), version, reason
+        )
         return None
-    model_push.set_string_custom_property(spec.EDGE_DESTINATION_PROPERTY, target)
+    model_push.set_string_custom_property(f"{kind}_destination", target)
     return target
+
+
+def push_edge_model(edge_model, base: str, version: int, saved_model: str, model_push) -> str | None:
+    """A blessed edge model to `<base>/edge/<version>/` (see `_push_beside`)."""
+    return _push_beside(
+        spec.EDGE_FOLDER, edge_model, _copy_edge_model, base, version, saved_model, model_push
+    )
 
 
 def _copy_edge_model(source: str, edge_base: str, version: int, saved_model: str) -> str:
@@ -185,30 +195,8 @@ def _copy_edge_model(source: str, edge_base: str, version: int, saved_model: str
 
 
 def push_web_model(web_model, base: str, version: int, saved_model: str, model_push) -> str | None:
-    """Write a blessed TF.js model to `<base>/web/<version>/`; record the outcome on `model_push`.
-
-    Returns:
-        The web folder, or None when nothing was pushed (the reason is on `model_push`).
-    """
-    reason = None
-    if not web_model.has_custom_property(web_spec.BLESSED_PROPERTY):
-        reason = "the web model carries no web gate verdict"
-    elif web_model.get_int_custom_property(web_spec.BLESSED_PROPERTY) != 1:
-        verdict = web_model.get_string_custom_property(web_spec.VERDICT_PROPERTY)
-        reason = f"the web gate refused it: {verdict}"
-    target = None
-    if reason is None:
-        try:
-            target = _copy_web_model(web_model.uri, os.path.join(base, spec.WEB_FOLDER), version, saved_model)
-        except (OSError, ValueError, KeyError, tf.errors.OpError) as error:
-            reason = f"writing it failed: {error}"
-    model_push.set_int_custom_property(spec.WEB_PUSHED_PROPERTY, int(target is not None))
-    if target is None:
-        model_push.set_string_custom_property(spec.WEB_REASON_PROPERTY, reason)
-        log.error("Web model NOT pushed (the SavedModel version %s is): %s", version, reason)
-        return None
-    model_push.set_string_custom_property(spec.WEB_DESTINATION_PROPERTY, target)
-    return target
+    """A blessed TF.js model to `<base>/web/<version>/` (see `_push_beside`)."""
+    return _push_beside(spec.WEB_FOLDER, web_model, _copy_web_model, base, version, saved_model, model_push)
 
 
 def _copy_web_model(source: str, web_base: str, version: int, saved_model: str) -> str:

@@ -13,7 +13,7 @@ EDGE_MODEL_KEY = "edge_model"
 # The parallel tree beside the integer versions: `<base>/edge/<version>/`. TF Serving loads
 # integer-named folders only, and `existing_versions` ignores the name too.
 EDGE_FOLDER = "edge"
-# Custom properties of the PushedModel artifact.
+# Custom properties of the PushedModel artifact: `<folder>_pushed`, `_destination`, `_reason`.
 EDGE_PUSHED_PROPERTY = "edge_pushed"
 EDGE_DESTINATION_PROPERTY = "edge_destination"
 EDGE_REASON_PROPERTY = "edge_reason"

@@ -418,15 +418,32 @@ def format_report(report: RunReport) -> str:
     return "\n".join(lines)
 
 
-def _edge_gate_lines(report: RunReport) -> list[str]:
-    if report.edge_blessed is None:
+def _gate_lines(
+    gate: str, blessed: bool | None, summary: str | None, checks: list[dict], model: str
+) -> list[str]:
+    """The edge or web gate's outcome: passed with its agreement figures, not run, or refused with reasons."""
+    if blessed is None:
         return []
-    if report.edge_blessed:
-        agreement = next((c for c in report.edge_checks if c["name"] == "agreement"), None)
+    if blessed:
+        agreement = next((c for c in checks if c["name"] == "agreement"), None)
         figures = f": {agreement['detail']}" if agreement and agreement["status"] == "pass" else ""
-        return [f"Edge gate: {report.edge_summary}{figures}"]
-    failed = [c for c in report.edge_checks if c["status"] == "fail"]
-    return ["Edge gate: REFUSED the int8 edge model"] + [f"  - {c['name']}: {c['detail']}" for c in failed]
+        return [f"{gate}: {summary}{figures}"]
+    failed = [c for c in checks if c["status"] == "fail"]
+    if len(failed) == 1 and failed[0]["detail"].startswith(web_checks.NOT_RUN):
+        return [f"{gate}: {failed[0]['detail']}"]
+    return [f"{gate}: REFUSED the {model}"] + [f"  - {c['name']}: {c['detail']}" for c in failed]
+
+
+def _edge_gate_lines(report: RunReport) -> list[str]:
+    return _gate_lines(
+        "Edge gate", report.edge_blessed, report.edge_summary, report.edge_checks, "int8 edge model"
+    )
+
+
+def _web_gate_lines(report: RunReport) -> list[str]:
+    return _gate_lines(
+        "Web gate", report.web_blessed, report.web_summary, report.web_checks, "TF.js web model"
+    )
 
 
 # Gates whose failure stops a run, and how the run's status names them.
@@ -487,16 +504,3 @@ def format_run_details(report: RunReport) -> str:
         lines.append("Per-slice metrics:")
         lines.extend(f"  {name:<28} {_metrics_line(values)}" for name, values in sorted(report.slices))
     return "\n".join(lines)
-
-
-def _web_gate_lines(report: RunReport) -> list[str]:
-    if report.web_blessed is None:
-        return []
-    if report.web_blessed:
-        agreement = next((c for c in report.web_checks if c["name"] == "agreement"), None)
-        figures = f": {agreement['detail']}" if agreement and agreement["status"] == "pass" else ""
-        return [f"Web gate: {report.web_summary}{figures}"]
-    failed = [c for c in report.web_checks if c["status"] == "fail"]
-    if len(failed) == 1 and failed[0]["detail"].startswith(web_checks.NOT_RUN):
-        return [f"Web gate: {failed[0]['detail']}"]
-    return ["Web gate: REFUSED the TF.js web model"] + [f"  - {c['name']}: {c['detail']}" for c in failed]

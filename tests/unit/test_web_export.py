@@ -104,21 +104,23 @@ def _examples_artifact(tmp_path):
     return artifact
 
 
+PROPERTIES = {
+    spec.SPLIT_KEY: "eval",
+    spec.MAX_TRIPS_KEY: spec.DEFAULT_MAX_TRIPS,
+    spec.SEED_KEY: 0,
+    spec.MAX_DIFFERENCE_KEY: spec.DEFAULT_MAX_DIFFERENCE,
+    spec.BACKENDS_KEY: spec.DEFAULT_BACKENDS,
+}
+
+
 def run_export(tmp_path, fault=None, **properties) -> WebModel:
     model = standard_artifacts.Model()
     model.uri = str(tmp_path / "model")
     save_web_zoo(path_utils.serving_model_dir(model.uri), fault)
     output = WebModel()
     output.uri = str(tmp_path / "web_model")
-    defaults = {
-        spec.SPLIT_KEY: "eval",
-        spec.MAX_TRIPS_KEY: spec.DEFAULT_MAX_TRIPS,
-        spec.SEED_KEY: 0,
-        spec.MAX_DIFFERENCE_KEY: spec.DEFAULT_MAX_DIFFERENCE,
-        spec.BACKENDS_KEY: spec.DEFAULT_BACKENDS,
-    }
     inputs = {spec.MODEL_KEY: [model], spec.EXAMPLES_KEY: [_examples_artifact(tmp_path)]}
-    Executor().Do(inputs, {spec.WEB_MODEL_KEY: [output]}, {**defaults, **properties})
+    Executor().Do(inputs, {spec.WEB_MODEL_KEY: [output]}, {**PROPERTIES, **properties})
     return output
 
 
@@ -183,13 +185,7 @@ def test_a_saved_model_without_the_web_signature_is_refused_not_failed(tmp_path)
     tf.saved_model.save(zoo, path, signatures={RAW_SIGNATURE: zoo.serve_raw.get_concrete_function()})
     output = WebModel()
     output.uri = str(tmp_path / "web_model")
-    properties = {
-        spec.SPLIT_KEY: "eval",
-        spec.MAX_TRIPS_KEY: 100,
-        spec.SEED_KEY: 0,
-        spec.MAX_DIFFERENCE_KEY: 1e-5,
-        spec.BACKENDS_KEY: "cpu",
-    }
+    properties = {**PROPERTIES, spec.MAX_TRIPS_KEY: 100, spec.BACKENDS_KEY: "cpu"}
     inputs = {spec.MODEL_KEY: [model], spec.EXAMPLES_KEY: [_examples_artifact(tmp_path)]}
     Executor().Do(inputs, {spec.WEB_MODEL_KEY: [output]}, properties)
     assert output.get_int_custom_property(spec.BLESSED_PROPERTY) == 0
@@ -228,13 +224,7 @@ def test_a_model_the_evaluator_did_not_bless_is_not_gated_and_says_why(tmp_path)
     blessing.set_int_custom_property("blessed", 0)
     output = WebModel()
     output.uri = str(tmp_path / "web_model")
-    properties = {
-        spec.SPLIT_KEY: "eval",
-        spec.MAX_TRIPS_KEY: 100,
-        spec.SEED_KEY: 0,
-        spec.MAX_DIFFERENCE_KEY: 1e-5,
-        spec.BACKENDS_KEY: "cpu",
-    }
+    properties = {**PROPERTIES, spec.MAX_TRIPS_KEY: 100, spec.BACKENDS_KEY: "cpu"}
     inputs = {
         spec.MODEL_KEY: [model],
         spec.EXAMPLES_KEY: [_examples_artifact(tmp_path)],
