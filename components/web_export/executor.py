@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 BATCH_SIZE = 512
 SINGLE_TRIPS = 32
 MARKER_TRIPS = 4
-ENCODER = os.path.join(os.path.dirname(web_browser.__file__), "web", spec.ENCODER_FILE_NAME)
+ENCODER = str(web_browser.WEB_DIR / spec.ENCODER_FILE_NAME)
 
 
 def _not_pushed(input_dict) -> str | None:
@@ -246,7 +246,12 @@ class Executor(base_executor.BaseExecutor):
                 converted, inputs, marked_raw, backends=tuple(backends), batch_size=BATCH_SIZE, single=single
             )
         except web_browser.WebBrowserError as error:
-            verdict = web_checks.browser_refusal(name, len(rows), f"the browser run failed: {error}", {})
+            verdict = web_checks.browser_refusal(
+                name,
+                len(rows),
+                f"the browser run failed: {error}",
+                {"max_difference": max_difference, "metrics_decimals": 4},
+            )
             return verdict, {}, {}
         verdict = web_checks.run_web_checks(
             runs, reference, labels, len(rows), marked, single, max_difference, name=name
