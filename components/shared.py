@@ -8,8 +8,12 @@ through TFX's `fileio`, so a bucket URI (Kubeflow's `gs://`) works as a local pa
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import functools
 import json
 import os
+import sys
 
 from tfx.dsl.io import fileio
 from tfx.types import artifact, artifact_utils
@@ -46,6 +50,48 @@ class WebModel(artifact.Artifact):
     """
 
     TYPE_NAME = "components.WebModel"
+
+
+def release_free_memory() -> None:
+    """Hand the memory earlier stages freed back to the operating system.
+
+    LocalDagRunner runs every component in one process, and the allocators keep what a stage
+    freed: Arrow's jemalloc pool its dirty pages, glibc's heap its freed chunks. Each stage
+    would then start from the largest footprint any stage before it reached, and the run's
+    peak would add them up (`make bench-scale` prints each stage's peak; at 100x this takes
+    150 to 400 MiB off each stage's start). Nothing live is touched. A no-op where there is no
+    glibc (macOS) and for an allocator not loaded yet.
+    """
+    if "pyarrow" in sys.modules:
+        sys.modules["pyarrow"].default_memory_pool().release_unused()
+    if _LIBC is not None:
+        _LIBC.malloc_trim(0)
+
+
+def _glibc():
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name) if name else None
+    except OSError:
+        return None
+    return libc if libc is not None and hasattr(libc, "malloc_trim") else None
+
+
+_LIBC = _glibc()
+
+
+def releases_memory(do):
+    """Decorate an executor's `Do`: `release_free_memory()` before it runs and after it returns."""
+
+    @functools.wraps(do)
+    def wrapped(self, *args, **kwargs):
+        release_free_memory()
+        try:
+            return do(self, *args, **kwargs)
+        finally:
+            release_free_memory()
+
+    return wrapped
 
 
 def split_files(examples_artifact, split: str) -> list[str]:

@@ -25,6 +25,7 @@ import struct
 from collections.abc import Iterable, Iterator, Sequence
 
 import google_crc32c
+import numpy as np
 
 # File name endings TensorFlow's record reader reads, as Beam's AUTO rule names them, and the
 # ones Beam would read that TensorFlow's reader does not.
@@ -70,27 +71,61 @@ def count_tfrecords(files: Sequence[str]) -> int:
     return sum(1 for _ in iter_tfrecords(files))
 
 
-def read_tfrecords_at(files: Sequence[str], rows: Sequence[int]) -> list[bytes]:
+def read_tfrecords_at(
+    files: Sequence[str], rows: Sequence[int], counts: Sequence[int] | None = None
+) -> list[bytes]:
     """The records at positions `rows` (in that order) of the files read as one sequence.
 
     Only those records are kept: `read_tfrecords(files)[rows]` without holding the split.
+    With `counts` (each file's records, as its writer recorded them) a file holding none of
+    `rows` is not opened and a file is read only up to its last wanted record: a hundred
+    calibration rows of a ten-million-row split read a fraction of it, not all of it.
 
     Raises:
-        IndexError: naming the rows beyond the records there.
+        IndexError: naming the rows beyond the records there, or the file that holds fewer
+            records than `counts` says.
     """
-    wanted = {int(row) for row in rows}
-    found = {}
-    seen = 0
-    for position, record in enumerate(iter_tfrecords(files)):
-        seen = position + 1
-        if position in wanted:
-            found[position] = record
-            if len(found) == len(wanted):
-                break
-    missing = sorted(wanted - set(found))
+    wanted = sorted({int(row) for row in rows})
+    if counts is None:
+        found, seen = _collect(iter_tfrecords(files), 0, wanted)
+    else:
+        if len(counts) != len(files):
+            raise ValueError(f"{len(counts)} record counts for {len(files)} files")
+        found, seen = {}, int(sum(counts))
+        bounds = np.cumsum([0, *counts])
+        for index, file in enumerate(files):
+            low, high = np.searchsorted(wanted, bounds[index : index + 2])
+            mine = wanted[low:high]
+            if mine:
+                got, _ = _collect(iter_tfrecords([file]), int(bounds[index]), mine)
+                if len(got) < len(mine):
+                    raise IndexError(
+                        f"{file}: holds fewer than the {counts[index]} records recorded for it "
+                        f"(record {min(set(mine) - set(got)) - int(bounds[index])} of it is missing)"
+                    )
+                found.update(got)
+    missing = sorted(set(wanted) - set(found))
     if missing:
         raise IndexError(f"rows {missing[:5]} are beyond the {seen} records there")
     return [found[int(row)] for row in rows]
+
+
+def _collect(records: Iterable[bytes], first: int, wanted: list[int]) -> tuple[dict[int, bytes], int]:
+    """({position: record} for the `wanted` positions, numbered from `first`; records read).
+
+    Stops after the last wanted record.
+    """
+    remaining, found, read = set(wanted), {}, 0
+    if not remaining:
+        return found, read
+    for position, record in enumerate(records, start=first):
+        read += 1
+        if position in remaining:
+            found[position] = record
+            remaining.discard(position)
+            if not remaining:
+                break
+    return found, read
 
 
 def write_tfrecords(

@@ -34,6 +34,8 @@ from pipeline.eval_config import make_eval_config
 
 PREPROCESSING_FN = "models.transform.preprocessing_fn"
 SPAN_PATTERN = "span-{SPAN}/*.csv"
+# The stages `threaded_beam_args` apply to (node ids).
+THREADED_STAGES = ("SpanWindowCsvExampleGen", "StatisticsGen", "Transform")
 LABEL_KEY = features.LABEL_KEY
 CODE_VERSION_KEY = "code_version"
 
@@ -304,6 +306,7 @@ def create_pipeline(
     min_span_rows: int,
     warm_start: bool,
     beam_pipeline_args: list[str],
+    threaded_beam_args: list[str] | None = None,
     metadata_connection_config=None,
     enable_cache: bool = True,
     tfjob: dict | None = None,
@@ -344,6 +347,9 @@ def create_pipeline(
         min_span_rows: fewer rows in the newest or the previous span stop the run at the DriftGate.
         warm_start: start training from the latest blessed model's weights (adds a resolver).
         beam_pipeline_args: Beam options for the Beam-based components.
+        threaded_beam_args: Beam options added for ExampleGen, StatisticsGen and Transform
+            only (`THREADED_STAGES`: the DirectRunner's threads at volume,
+            `pipeline.local_runner.threaded_beam_args`); they override `beam_pipeline_args`.
         metadata_connection_config: ML Metadata connection (None for orchestrators that own it).
         enable_cache: reuse results of executions whose inputs did not change.
         tfjob: train in a Kubeflow TFJob of several workers instead of in the Trainer's own
@@ -394,6 +400,9 @@ def create_pipeline(
         serving_dir=serving_dir,
     )
     pusher = push_stage(training.trainer, evaluation, serving_dir)
+    for component in (*data, training.transform):
+        if threaded_beam_args and component.id in THREADED_STAGES:
+            component.with_beam_pipeline_args(list(threaded_beam_args))
     return tfx_pipeline.Pipeline(
         pipeline_name=pipeline_name,
         pipeline_root=pipeline_root,

@@ -21,7 +21,7 @@ from tfx.utils import proto_utils
 from tfx_bsl.coders import example_coder
 
 from components.example_gen.driver import PATTERN_SEPARATOR, SPAN_SPEC, SPANS_PROPERTY, resolve_window
-from components.shared import DataAnomalyError
+from components.shared import DataAnomalyError, releases_memory
 from data.span_checks import SpanDataError, check_span
 from data.tfrecords import write_tfrecords
 from models import features
@@ -76,6 +76,10 @@ def check_window(spans: list[int | None], files_by_span: list[list[str]]) -> dic
 # Rows per Arrow record batch (and per output file): big enough that per-batch costs vanish,
 # small enough that a worker holds a few tens of MB at a time.
 ROWS_PER_BATCH = 65_536
+# Chunks parsed by one read_csv call, and the bytes read from a file at a time: a worker
+# holds one group of rows (half a million), never a whole span file.
+PARSE_GROUP_BATCHES = 8
+READ_BYTES = 32 * 2**20
 
 # zlib level 1, not TensorFlow's default 6: on our tf.Examples level 1 deflates several times
 # faster for files only a little larger, and readers inflate both alike (`python
@@ -102,37 +106,64 @@ def _as_list_column(column: pa.ChunkedArray) -> pa.LargeListArray:
     return pa.LargeListArray.from_arrays(pa.array(offsets), values.drop_null())
 
 
-def csv_chunks(path: str, rows_per_batch: int = ROWS_PER_BATCH):
+def _row_groups(path: str, group_rows: int):
+    """(header line, up to `group_rows` non-blank row lines) of one CSV file, group by group.
+
+    The file is read in blocks of `READ_BYTES`, so what one file costs in memory is a group,
+    not the file (a 1,000x span is 1.9 million rows: its bytes, its lines and its Arrow table
+    held at once were most of ExampleGen's peak).
+    """
+    with fileio.open(path, "rb") as handle:
+        header = handle.readline()
+        pending: list[bytes] = []
+        tail = b""
+        while True:
+            block = handle.read(READ_BYTES)
+            if not block:
+                break
+            lines = (tail + block).split(b"\n")
+            tail = lines.pop()
+            pending.extend(line for line in lines if line.strip(b"\r"))
+            while len(pending) >= group_rows:
+                yield header, pending[:group_rows]
+                pending = pending[group_rows:]
+        if tail.strip(b"\r"):
+            pending.append(tail)
+        if pending:
+            yield header, pending
+
+
+def csv_chunks(path: str, rows_per_batch: int = ROWS_PER_BATCH, group_batches: int = PARSE_GROUP_BATCHES):
     """(raw row lines, Arrow record batch of list columns) for each chunk of one CSV file.
 
     The raw lines are each row's partition key (see `split_of`). A quoted field holding a
     newline would make lines and rows disagree: the chunk is then refused by name rather
-    than split by guesswork.
+    than split by guesswork. Chunks are `rows_per_batch` rows, counted from the file's first
+    row whatever the groups it is parsed in.
     """
-    with fileio.open(path, "rb") as handle:
-        data = handle.read()
-    header_end = data.find(b"\n") + 1
-    header = data[:header_end]
-    rows = [line for line in data[header_end:].split(b"\n") if line.strip(b"\r")]
     types = arrow_column_types()
     # A blank cell, and only a blank cell, is missing (Arrow's default also takes "N/A", "NA").
     options = pcsv.ConvertOptions(
         column_types=types, null_values=[""], strings_can_be_null=True, quoted_strings_can_be_null=False
     )
-    # One parse per file, sliced into chunks after: on Python 3.10 every read_csv call walks
-    # the garbage collector's referrers (pyarrow's SignalStopHandler, bpo-42248), a fixed cost
-    # per call that grows with what TensorFlow loads (`make bench-scale` times ExampleGen).
-    table = pcsv.read_csv(io.BytesIO(header + b"\n".join(rows) + b"\n"), convert_options=options)
-    if table.num_rows != len(rows):
-        raise DataAnomalyError(
-            f"{path}: {len(rows)} lines after the header hold {table.num_rows} CSV rows "
-            "(a quoted field spans lines?); the run stops before any statistics"
-        )
-    names = sorted(table.column_names)
-    for start in range(0, len(rows), rows_per_batch):
-        chunk = table.slice(start, rows_per_batch)
-        columns = [_as_list_column(chunk[n]) for n in names]
-        yield rows[start : start + rows_per_batch], pa.RecordBatch.from_arrays(columns, names)
+    first = 0
+    # One parse per group of `group_batches` chunks, sliced into chunks after: on Python 3.10
+    # every read_csv call walks the garbage collector's referrers (pyarrow's SignalStopHandler,
+    # bpo-42248), a fixed cost per call that grows with what TensorFlow loads.
+    for header, rows in _row_groups(path, rows_per_batch * group_batches):
+        table = pcsv.read_csv(io.BytesIO(header + b"\n".join(rows) + b"\n"), convert_options=options)
+        if table.num_rows != len(rows):
+            raise DataAnomalyError(
+                f"{path}: lines {first + 1}..{first + len(rows)} after the header hold "
+                f"{table.num_rows} CSV rows, not {len(rows)} (a quoted field spans lines?); "
+                "the run stops before any statistics"
+            )
+        names = sorted(table.column_names)
+        for start in range(0, len(rows), rows_per_batch):
+            chunk = table.slice(start, rows_per_batch)
+            columns = [_as_list_column(chunk[n]) for n in names]
+            yield rows[start : start + rows_per_batch], pa.RecordBatch.from_arrays(columns, names)
+        first += len(rows)
 
 
 def split_of(line: bytes, buckets: list[int]) -> int:
@@ -193,6 +224,7 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
     def GetInputSourceToExamplePTransform(self) -> beam.PTransform:
         raise NotImplementedError("this executor reads CSV batch-wise in its own Do")
 
+    @releases_memory
     def Do(self, input_dict, output_dict, exec_properties) -> None:
         self._log_startup(input_dict, output_dict, exec_properties)
         examples = artifact_utils.get_single_instance(output_dict[standard_component_specs.EXAMPLES_KEY])

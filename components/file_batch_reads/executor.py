@@ -21,7 +21,7 @@ from tfx.types import standard_component_specs
 from tfx_bsl.tfxio import tf_example_record
 
 from components.file_batch_reads.tfxio import FileBatchTFExampleRecord
-from components.shared import model_found
+from components.shared import model_found, releases_memory
 
 
 def file_batch_form(tfxio):
@@ -49,6 +49,7 @@ def file_batch_tfxio():
 class StatisticsGenExecutor(statistics_gen_executor.Executor):
     """TFX's StatisticsGen executor, reading a file at a time."""
 
+    @releases_memory
     def Do(self, input_dict, output_dict, exec_properties):  # noqa: N802 (TFX's name)
         with file_batch_tfxio():
             return super().Do(input_dict, output_dict, exec_properties)
@@ -61,6 +62,7 @@ class EvaluatorExecutor(evaluator_executor.Executor):
     is dropped, so the Evaluator runs without one exactly as after an empty resolver node.
     """
 
+    @releases_memory
     def Do(self, input_dict, output_dict, exec_properties):  # noqa: N802
         baseline = input_dict.get(standard_component_specs.BASELINE_MODEL_KEY)
         if baseline and not all(model_found(model) for model in baseline):
@@ -74,6 +76,7 @@ class EvaluatorExecutor(evaluator_executor.Executor):
 class TransformExecutor(transform_executor.Executor):
     """TFX's Transform executor, reading a file at a time."""
 
+    @releases_memory
     def Do(self, input_dict, output_dict, exec_properties):  # noqa: N802
         with file_batch_tfxio():
             return super().Do(input_dict, output_dict, exec_properties)

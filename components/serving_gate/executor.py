@@ -16,7 +16,7 @@ from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
 from components.serving_gate import spec
-from components.shared import split_files
+from components.shared import releases_memory, split_files
 from models.signatures import RAW_SIGNATURE
 from serving import gate_checks as checks
 from serving.eval_results import evaluation_metrics
@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 class Executor(base_executor.BaseExecutor):
     """Replays the split through the model's signatures; blesses only when every check passes."""
 
+    @releases_memory
     def Do(self, input_dict, output_dict, exec_properties) -> None:
         model = artifact_utils.get_single_instance(input_dict[spec.MODEL_KEY])
         examples = artifact_utils.get_single_instance(input_dict[spec.EXAMPLES_KEY])

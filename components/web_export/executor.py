@@ -23,7 +23,7 @@ from tfx.dsl.io import fileio
 from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
-from components.shared import split_files
+from components.shared import releases_memory, split_files
 from components.web_export import spec
 from data.tfrecords import read_tfrecords_at
 from models import record_counts, web, web_convert
@@ -142,6 +142,7 @@ def web_metadata(files: dict[str, dict], inputs: list[dict], verdict, **extra) -
 class Executor(base_executor.BaseExecutor):
     """Converts, replays the eval split (or its sample) in Chromium on each backend, judges."""
 
+    @releases_memory
     def Do(self, input_dict, output_dict, exec_properties) -> None:
         model = artifact_utils.get_single_instance(input_dict[spec.MODEL_KEY])
         examples = artifact_utils.get_single_instance(input_dict[spec.EXAMPLES_KEY])
@@ -191,7 +192,7 @@ class Executor(base_executor.BaseExecutor):
                     converted,
                     model_dir,
                     files,
-                    total,
+                    counts,
                     inputs,
                     backends,
                     max_trips,
@@ -228,14 +229,19 @@ class Executor(base_executor.BaseExecutor):
             )
 
     @staticmethod
-    def _gate(converted, model_dir, files, total, inputs, backends, max_trips, seed, max_difference, name):
-        """Replay the gate's trips in Chromium; (verdict, per-backend timings, sample description)."""
-        if total is None:
+    def _gate(converted, model_dir, files, counts, inputs, backends, max_trips, seed, max_difference, name):
+        """Replay the gate's trips in Chromium; (verdict, per-backend timings, sample description).
+
+        `counts`: each file's records as ExampleGen recorded them, or None (then counted).
+        """
+        if counts is None:
             from data.tfrecords import count_tfrecords
 
             total = count_tfrecords(files)
+        else:
+            total = sum(counts)
         rows = gate_rows(total, max_trips, seed)
-        serialized = np.array(read_tfrecords_at(files, rows), dtype=object)
+        serialized = np.array(read_tfrecords_at(files, rows, counts), dtype=object)
         raw = examples_to_raw(serialized, serving_raw_specs())
         labels = labels_of(serialized)
         marked_raw, marked = with_markers(raw)

@@ -150,3 +150,35 @@ def test_a_bad_span_stops_before_beam(spans, tmp_path):
     with pytest.raises(DataAnomalyError, match="span 9: .* has a header but no rows"):
         run_executor(data, tmp_path / "out", "9")
     assert not (tmp_path / "out" / "Split-train").exists() or not os.listdir(tmp_path / "out" / "Split-train")
+
+
+def test_a_file_read_in_groups_gives_the_chunks_of_one_parse(spans, monkeypatch):
+    """Small read blocks and parse groups: the same chunks, row for row, as the whole file at once."""
+    path = str(spans / "span-8" / embedded.SPAN_FILE_NAME)
+    whole = list(example_gen.csv_chunks(path, rows_per_batch=500, group_batches=100))
+    monkeypatch.setattr(example_gen, "READ_BYTES", 1000)  # blocks end mid-line
+    grouped = list(example_gen.csv_chunks(path, rows_per_batch=500, group_batches=2))
+    assert [len(lines) for lines, _ in whole] == [len(lines) for lines, _ in grouped] == [500, 500, 500, 375]
+    for (lines, batch), (grouped_lines, grouped_batch) in zip(whole, grouped):
+        assert lines == grouped_lines
+        assert batch.equals(grouped_batch)
+    with open(path, "rb") as handle:
+        assert [line for lines, _ in grouped for line in lines] == [
+            line for line in handle.read().split(b"\n")[1:] if line.strip(b"\r")
+        ]
+
+
+def test_a_quoted_newline_names_the_file_and_its_lines(tmp_path):
+    path = tmp_path / "data.csv"
+    header = ",".join(sorted(features.RAW_COLUMN_KINDS))
+    row = ",".join(
+        "1" if features.RAW_COLUMN_KINDS[n] != "string" else "x" for n in sorted(features.RAW_COLUMN_KINDS)
+    )
+    quoted = row.replace("x", '"a\nb"', 1)
+    path.write_bytes(f"{header}\n{row}\n{quoted}\n{row}\n".encode())
+    from components.shared import DataAnomalyError
+
+    with pytest.raises(
+        DataAnomalyError, match=r"data.csv: lines 1\.\.4 after the header hold 3 CSV rows, not 4"
+    ):
+        list(example_gen.csv_chunks(str(path)))

@@ -159,3 +159,32 @@ def test_every_stage_runs_in_one_process_and_the_evaluator_batched(tmp_path):
     )
     assert "--direct_num_workers=1" in evaluator.executor_spec.beam_pipeline_args
     assert evaluator.exec_properties["module_path"] == "models.evaluator"
+
+
+def test_a_large_window_runs_the_reading_stages_on_two_threads(tmp_path, monkeypatch):
+    """From THREADED_BEAM_MIN_BYTES of CSV on, ExampleGen, StatisticsGen and Transform (only) thread."""
+    from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions
+
+    from pipeline.pipeline import THREADED_STAGES
+
+    def options(component):
+        return PipelineOptions(list(component.executor_spec.beam_pipeline_args)).view_as(DirectOptions)
+
+    config = PipelineConfig(root=tmp_path, window_spans=None)
+    small = {c.id: c for c in local_runner.build(config).components}
+    assert all(options(small[i]).direct_running_mode == "in_memory" for i in THREADED_STAGES)
+    csv_bytes = sum(f.stat().st_size for f in (tmp_path / "data").glob("span-*/*.csv"))
+    monkeypatch.setattr(local_runner, "THREADED_BEAM_MIN_BYTES", csv_bytes)  # the whole window: enough
+    large = {c.id: c for c in local_runner.build(config).components}
+    for node in THREADED_STAGES:
+        assert options(large[node]).direct_running_mode == "multi_threading"
+        assert options(large[node]).direct_num_workers == 2
+    assert options(large["Evaluator"]).direct_running_mode == "in_memory"
+    # The default window (fewer spans) holds less than the whole data: not threaded.
+    default = {c.id: c for c in local_runner.build(PipelineConfig(root=tmp_path)).components}
+    assert options(default["Transform"]).direct_running_mode == "in_memory"
+    # Options chosen on the command line are kept as given.
+    chosen = PipelineConfig(
+        root=tmp_path, window_spans=None, beam_args=("--direct_num_workers=1",), beam_args_given=True
+    )
+    assert not local_runner.threaded_beam_args(chosen, local_runner.check_arguments(chosen))

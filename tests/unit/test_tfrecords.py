@@ -9,7 +9,7 @@ from data import tfrecords
 from data.tfrecords import read_records
 
 
-def test_chosen_records_are_read_without_the_rest(tmp_path):
+def test_chosen_records_are_read_without_the_rest(tmp_path, monkeypatch):
     records = [f"record-{i}".encode() for i in range(250)]
     files = [tmp_path / "a.gz", tmp_path / "b"]
     tfrecords.write_tfrecords(files[0], records[:100])  # gzipped: its name ends .gz
@@ -21,6 +21,22 @@ def test_chosen_records_are_read_without_the_rest(tmp_path):
     assert tfrecords.read_tfrecords_at(files, rows) == [records[r] for r in rows]
     with pytest.raises(IndexError, match=r"rows \[250\] are beyond the 250 records"):
         tfrecords.read_tfrecords_at(files, [1, 250])
+    # With each file's count, the same records; a file holding none of the rows is not opened.
+    assert tfrecords.read_tfrecords_at(files, rows, counts=[100, 150]) == [records[r] for r in rows]
+    opened = []
+    real = tfrecords.iter_tfrecords
+
+    def iter_tfrecords(names):
+        opened.extend(names)
+        return real(names)
+
+    monkeypatch.setattr(tfrecords, "iter_tfrecords", iter_tfrecords)
+    assert tfrecords.read_tfrecords_at(files, [120, 101], counts=[100, 150]) == [records[120], records[101]]
+    assert opened == [files[1]]
+    with pytest.raises(IndexError, match=r"rows \[250\] are beyond the 250 records"):
+        tfrecords.read_tfrecords_at(files, [1, 250], counts=[100, 150])
+    with pytest.raises(IndexError, match=r"a\.gz: holds fewer than the 120 records recorded .*record 110 of it"):
+        tfrecords.read_tfrecords_at(files, [110], counts=[120, 130])
 
 
 def test_written_files_are_tensorflows_own_compressed_by_their_name(tmp_path):
