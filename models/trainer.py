@@ -18,6 +18,7 @@ import tensorflow as tf
 import tensorflow_transform as tft
 from tfx.components.trainer.fn_args_utils import FnArgs
 
+from data.tfrecords import read_tfrecords_at
 from models import distribution, features, record_counts
 from models.model import (
     ModelConfig,
@@ -160,13 +161,13 @@ def make_dataset(
     applying the graph here); the model trains on the output of the very graph it serves with.
 
     Order matters. With `shuffle`, the files are read in a seeded random order, interleaved
-    (a time-ordered feed's oldest file is not read first and alone); with `stride` > 1 every
-    group of `stride` x 1,024 records keeps 1,024 drawn at random, so one pass over the split
-    yields a uniform sample of it. Then parse and transform a batch at a time, `cache` what a
-    pass read (the split or the sample: later passes skip I/O, parsing and the Transform graph),
-    then `shuffle` twice after the cache, so each pass gets a new order: whole batches over the
-    cache (`batch_shuffle_buffer`), then examples after `unbatch` (`shuffle_buffer`); then
-    `batch`, then `prefetch` last (so the next batch is ready while the model trains on this one).
+    (a time-ordered feed's oldest file is not read first and alone); with `stride` > 1 one
+    pass over the split draws a uniform sample of it, in random order (`record_batches`).
+    Then parse and transform a batch at a time, `cache` what a pass read (the split or the
+    sample: later passes skip I/O, parsing and the Transform graph), then `shuffle` twice
+    after the cache, so each pass gets a new order: whole batches over the cache
+    (`batch_shuffle_buffer`), then examples after `unbatch` (`shuffle_buffer`); then `batch`,
+    then `prefetch` last (so the next batch is ready while the model trains on this one).
     """
     skip_autograph_for_graph_safe_packages()
     raw_spec = tf_transform_output.raw_feature_spec()
@@ -195,9 +196,20 @@ def make_dataset(
 def record_batches(files: list[str], shuffle: bool, seed: int | None, stride: int) -> tf.data.Dataset:
     """Serialized records of gzipped TFRecord `files` in batches of up to `PARSE_BATCH`.
 
-    With `shuffle`, files in a seeded random order; always interleaved `INTERLEAVED_FILES` at
-    a time; with `stride` > 1, one record in `stride` drawn at random from each group.
+    Every record (`stride` 1): with `shuffle`, files in a seeded random order, interleaved
+    `INTERLEAVED_FILES` at a time. A sample (`stride` > 1): ceil(n / stride) of the split's n
+    records drawn uniformly at random (seeded, without replacement) in one pass over the
+    split, in a random order with `shuffle` (in file order without): every batch holds
+    records of the whole window. The pass is TensorFlow's record iterator in Python, which
+    hands over each record in about a quarter of the time a tf.data pipeline takes for one it
+    then drops (19 s against 79 s for the ten million training records at 1,000x).
     """
+    if stride > 1:
+        total = split_size(files)
+        rows = np.random.default_rng(seed or 0).choice(total, size=math.ceil(total / stride), replace=False)
+        rows = rows if shuffle else np.sort(rows)
+        drawn = read_tfrecords_at(files, rows, record_counts.recorded_counts(files))
+        return tf.data.Dataset.from_tensor_slices(np.array(drawn, dtype=object)).batch(PARSE_BATCH)
     names = tf.data.Dataset.from_tensor_slices(sorted(files))
     if shuffle:
         names = names.shuffle(len(files), seed=seed, reshuffle_each_iteration=False)
@@ -207,27 +219,7 @@ def record_batches(files: list[str], shuffle: bool, seed: int | None, stride: in
         num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=True,
     )
-    if stride == 1:
-        return records.batch(PARSE_BATCH)
-    # Stateless draws keyed by the group's position: the same sample on every run, whatever
-    # order parallel calls finish in.
-    return (
-        records.batch(stride * PARSE_BATCH)
-        .enumerate()
-        .map(
-            lambda index, group: _draw(group, stride, [seed or 0, index]),
-            num_parallel_calls=tf.data.AUTOTUNE,
-            deterministic=True,
-        )
-    )
-
-
-def _draw(group: tf.Tensor, stride: int, seed) -> tf.Tensor:
-    """One record in `stride` of `group`, drawn at random (the last, short group alike)."""
-    size = tf.size(group)
-    keep = tf.cast(tf.math.ceil(size / stride), tf.int32)
-    order = tf.argsort(tf.random.stateless_uniform([size], seed=tf.cast(seed, tf.int64)))
-    return tf.gather(group, order[:keep])
+    return records.batch(PARSE_BATCH)
 
 
 def _files(patterns: list[str] | str) -> list[str]:

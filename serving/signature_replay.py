@@ -10,6 +10,7 @@ builds its own for the TFLite interpreter.
 from __future__ import annotations
 
 import dataclasses
+import time
 
 import numpy as np
 import tensorflow as tf
@@ -41,59 +42,98 @@ MEDIUM_BATCH_SAMPLE = 4096
 
 @dataclasses.dataclass
 class SignatureReplay:
-    """What one signature answered over the replay: predictions (N,) or why there are none."""
+    """What one signature answered over the replay: predictions (N,) or why there are none.
+
+    `seconds`: time spent building its inputs and calling it in this replay (a block loaded
+    by its batches counts here).
+    """
 
     name: str
     predictions: np.ndarray | None = None
     bad_shape: tuple | None = None
     batch: int | None = None
     error: str | None = None
+    seconds: float = 0.0
+
+
+def _answer(name: str, call, inputs_of, rows) -> np.ndarray | SignatureReplay:
+    """One call's predictions (n,), or the `SignatureReplay` saying why there are none."""
+    try:
+        inputs = inputs_of(rows)
+    except (ReplayDataError, ServingInputError) as error:
+        return SignatureReplay(name, error=f"the replay cannot build raw requests: {error}")
+    try:
+        result = call(**inputs)
+    except (tf.errors.OpError, TypeError, ValueError, RuntimeError) as error:
+        message = getattr(error, "message", None) or str(error)
+        return SignatureReplay(name, error=f"{type(error).__name__}: {message.splitlines()[0]}")
+    if PREDICTION_KEY not in result:
+        return SignatureReplay(name, error=f"no '{PREDICTION_KEY}' output (outputs: {sorted(result)})")
+    value = np.array(result[PREDICTION_KEY])  # a copy: TFLite reuses its output buffers
+    if value.shape != (len(rows), 1):
+        return SignatureReplay(name, bad_shape=tuple(value.shape), batch=len(rows))
+    return value[:, 0]
+
+
+def replay_passes(
+    callers: dict, passes: dict[str, list[np.ndarray]], block_sizes: list[int] | None = None
+) -> dict[str, dict[str, SignatureReplay]]:
+    """Call every signature in `callers` on every batch of every pass, in one pass over the blocks.
+
+    `callers`: name -> (call, inputs for rows); `passes`: pass name -> its batches of rows,
+    each batch inside one block of `block_sizes` (`in_order`, `batch_plans`). The batches are
+    called block by block (within a block, the passes in the order given, each pass's
+    batches in its own order), and every signature takes a batch before the next one is
+    built: a `ReplaySource` loads each block once for all of it. Returns pass -> signature ->
+    what it answered, its predictions in the pass's own batch order. A signature stops within
+    a pass at its first error or output not of shape (n, 1); the other passes, and the other
+    signatures, go on.
+    """
+    outputs = {tag: {name: [None] * len(batches) for name in callers} for tag, batches in passes.items()}
+    seconds = {tag: dict.fromkeys(callers, 0.0) for tag in passes}
+    failed: dict[str, dict[str, SignatureReplay]] = {tag: {} for tag in passes}
+    for tag, index in _block_order(passes, block_sizes):
+        rows = passes[tag][index]
+        for name, (call, inputs_of) in callers.items():
+            if name in failed[tag]:
+                continue
+            started = time.perf_counter()
+            answer = _answer(name, call, inputs_of, rows)
+            seconds[tag][name] += time.perf_counter() - started
+            if isinstance(answer, SignatureReplay):
+                failed[tag][name] = answer
+            else:
+                outputs[tag][name][index] = answer
+    replays: dict[str, dict[str, SignatureReplay]] = {}
+    for tag in passes:
+        replays[tag] = {}
+        for name in callers:
+            answers = outputs[tag][name]
+            replay = failed[tag].get(name) or SignatureReplay(
+                name, predictions=np.concatenate(answers).astype(np.float64) if answers else np.zeros(0)
+            )
+            replay.seconds = seconds[tag][name]
+            replays[tag][name] = replay
+    return replays
+
+
+def _block_order(passes: dict[str, list[np.ndarray]], block_sizes: list[int] | None) -> list[tuple[str, int]]:
+    """(pass, batch index) of every batch, ordered by the block its rows lie in (stable)."""
+    tagged = [(tag, index) for tag, batches in passes.items() for index in range(len(batches))]
+    if not block_sizes or len(block_sizes) == 1:
+        return tagged
+    bounds = np.cumsum(block_sizes)
+
+    def block(item):
+        rows = passes[item[0]][item[1]]
+        return int(np.searchsorted(bounds, rows[0], side="right")) if len(rows) else 0
+
+    return sorted(tagged, key=block)
 
 
 def replay_together(callers: dict, batches) -> dict[str, SignatureReplay]:
-    """Call every signature in `callers` on each batch of rows, batch by batch.
-
-    `callers`: name -> (call, inputs for rows). All signatures take a batch before the next
-    one is built, so a `ReplaySource` loads each block once for all of them. A signature stops
-    at its first error or output not of shape (n, 1); the others go on.
-    """
-    outputs: dict[str, list[np.ndarray]] = {name: [] for name in callers}
-    failed: dict[str, SignatureReplay] = {}
-    for rows in batches:
-        for name, (call, inputs_of) in callers.items():
-            if name in failed:
-                continue
-            try:
-                inputs = inputs_of(rows)
-            except (ReplayDataError, ServingInputError) as error:
-                failed[name] = SignatureReplay(name, error=f"the replay cannot build raw requests: {error}")
-                continue
-            try:
-                result = call(**inputs)
-            except (tf.errors.OpError, TypeError, ValueError, RuntimeError) as error:
-                message = getattr(error, "message", None) or str(error)
-                failed[name] = SignatureReplay(
-                    name, error=f"{type(error).__name__}: {message.splitlines()[0]}"
-                )
-                continue
-            if PREDICTION_KEY not in result:
-                failed[name] = SignatureReplay(
-                    name, error=f"no '{PREDICTION_KEY}' output (outputs: {sorted(result)})"
-                )
-                continue
-            value = np.array(result[PREDICTION_KEY])  # a copy: TFLite reuses its output buffers
-            if value.shape != (len(rows), 1):
-                failed[name] = SignatureReplay(name, bad_shape=tuple(value.shape), batch=len(rows))
-                continue
-            outputs[name].append(value[:, 0])
-    return {
-        name: failed.get(name)
-        or SignatureReplay(
-            name,
-            predictions=np.concatenate(outputs[name]).astype(np.float64) if outputs[name] else np.zeros(0),
-        )
-        for name in callers
-    }
+    """Call every signature in `callers` on each batch of rows, batch by batch (one pass)."""
+    return replay_passes(callers, {"": list(batches)})[""]
 
 
 def replay_rows(name: str, call, inputs_of, batches: list[np.ndarray]) -> SignatureReplay:

@@ -363,3 +363,55 @@ def test_block_plans_keep_every_batch_in_one_block_and_cover_every_example():
     assert sorted(shuffled) == list(range(9_000)) and (shuffled[:100] != np.arange(100)).any()
     ordered = signature_replay.in_order(9_000, 1_024, sizes)
     assert np.array_equal(np.concatenate(ordered), np.arange(9_000)) and max(map(len, ordered)) == 1_024
+
+
+def test_one_pass_over_the_blocks_replays_every_batching(workspace):
+    """Each block is loaded once for the in-order replay and every batching: not once per pass."""
+    examples = workspace["examples"]
+    sizes, starts, loads = [256, 256, TRIPS - 512], [0, 256, 512], []
+
+    def loader(block):
+        def load():
+            loads.append(block)
+            return examples[starts[block] : starts[block] + sizes[block]]
+
+        return load
+
+    source = replay_source.ReplaySource([loader(b) for b in range(3)], sizes)
+    verdict = gate_checks.run_checks(workspace["models"][None], source, served_figures(workspace))
+    assert verdict.blessed, verdict.format()
+    assert loads == [0, 1, 2]
+    figures = {c.name: c.figures for c in verdict.checks}["batch_invariance"]
+    assert figures["serving_raw"]["1024 shuffled"]["examples"] == TRIPS and figures["seconds"] > 0
+    # A batch-dependent model is still refused from the same single pass.
+    loads.clear()
+    blend = gate_checks.run_checks(workspace["models"]["batch_mean_blend"], source)
+    assert {c.name: c.status for c in blend.checks}["batch_invariance"] == "fail" and loads == [0, 1, 2]
+
+
+def test_replay_passes_answer_each_pass_in_its_own_order_from_one_pass_over_the_blocks():
+    """Batches are called block by block, but each pass's predictions keep its own batch order."""
+    sizes = [100, 100, 50]
+    values = np.arange(250, dtype=np.float64) / 250
+    loads, called = [], []
+
+    def inputs_of(rows):
+        block = int(np.searchsorted(np.cumsum(sizes), rows[0], side="right"))
+        if not loads or loads[-1] != block:
+            loads.append(block)
+        return {"rows": rows}
+
+    def call(rows):
+        called.append(int(rows[0]))
+        return {signature_replay.PREDICTION_KEY: values[rows][:, None]}
+
+    shuffled = [np.arange(200, 250)[::-1], np.arange(0, 100)[::-1], np.arange(100, 200)]  # blocks 2, 0, 1
+    passes = {"in order": signature_replay.in_order(250, 64, sizes), "shuffled": shuffled}
+    replays = signature_replay.replay_passes({"s": (call, inputs_of)}, passes, sizes)
+    assert loads == [0, 1, 2]  # each block once for both passes
+    assert np.array_equal(replays["in order"]["s"].predictions, values)
+    assert np.array_equal(replays["shuffled"]["s"].predictions, values[np.concatenate(shuffled)])
+    # A failure in one pass leaves the other's answers alone.
+    broken = {"s": (lambda rows: {"x": 0} if rows[0] == 249 else call(rows), inputs_of)}
+    replays = signature_replay.replay_passes(broken, passes, sizes)
+    assert replays["shuffled"]["s"].error and replays["in order"]["s"].predictions is not None
