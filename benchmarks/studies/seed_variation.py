@@ -28,11 +28,16 @@ OVERALL = re.compile(
 
 def run_one(seed: int, root: Path) -> None:
     """In this process: the pipeline on the embedded data with the Trainer's seed set to `seed`."""
+    import importlib
+
     sys.path.insert(0, str(REPO))
     from models import trainer
     from pipeline.cli import main
 
-    trainer.SEED = seed  # the Trainer runs in this process (LocalDagRunner)
+    trainer.SEED = seed  # the Trainer runs in this process (LocalDagRunner)...
+    # ...which imports `run_fn`'s module with importlib.reload: that would set SEED back.
+    reload = importlib.reload
+    importlib.reload = lambda module: module if module is trainer else reload(module)
     sys.argv = ["pipeline", "run", "--root", str(root)]
     sys.exit(main())
 

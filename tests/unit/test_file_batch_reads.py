@@ -209,3 +209,56 @@ def test_each_executor_s_do_builds_its_tfxio_file_wise(executor, monkeypatch):
     executor_class().Do({}, {}, {})
     assert seen == [FileBatchTFExampleRecord]
     assert tfxio_utils.make_tfxio.__name__ == "make_tfxio"  # put back
+
+
+def _read_raw(source, batch_size) -> list[bytes]:
+    """The raw records `source`'s Beam source yields, every file through its DoFn, in order."""
+    from components.file_batch_reads.tfxio import ReadDecodeFile
+
+    read = ReadDecodeFile(source._schema.SerializeToString(), RAW, batch_size, source.sample_rate)
+    read.setup()
+    return [
+        value[0]
+        for path in matching_files(source._file_pattern)
+        for batch in read.process(path)
+        for value in batch.column(RAW).to_pylist()
+    ]
+
+
+def test_a_sample_rate_keeps_a_seeded_uniform_share_before_decoding(record_files):
+    root, records = record_files
+    pattern = str(root / "part-*")
+    stock = tf_example_record.TFExampleRecord(pattern, schema=schema(), raw_record_column_name=RAW)
+    sampled = FileBatchTFExampleRecord.from_tfxio(stock, sample_rate=0.25)
+    kept = _read_raw(sampled, 256)
+    assert 0.2 * len(records) < len(kept) < 0.3 * len(records)
+    assert len(set(kept)) == len(kept) and set(kept) <= set(records)
+    positions = sorted(records.index(record) for record in kept)
+    assert positions[0] < 50 and positions[-1] > len(records) - 50  # all along every file
+    assert sorted(kept) == sorted(_read_raw(sampled, 100))  # the same rows whatever the batches
+    projected = sampled.Project(["fare"])
+    assert projected.projected.sample_rate == 0.25
+    assert len(_read_raw(FileBatchTFExampleRecord.from_tfxio(stock), 256)) == len(records)  # rate 1: all
+
+
+def test_transform_analyzes_a_sample_only_past_analysis_examples(tmp_path, monkeypatch):
+    spans = tmp_path / "spans"
+    embedded.materialize_spans(spans)
+    examples = run_executor(spans, tmp_path / "out", "7,8")
+    train = sum(1 for _ in tfrecord_rows(examples, "train"))
+    inputs = {standard_component_specs.EXAMPLES_KEY: [examples]}
+    assert file_batch.analysis_sample_rate(inputs, {}, {}) == 1.0  # fewer than ANALYSIS_EXAMPLES
+    monkeypatch.setattr(file_batch, "ANALYSIS_EXAMPLES", train // 4)
+    assert file_batch.analysis_sample_rate(inputs, {}, {}) == pytest.approx((train // 4) / train)
+    # Transformed examples to write: every example, whatever the size.
+    wanted = {standard_component_specs.TRANSFORMED_EXAMPLES_KEY: [standard_artifacts.Examples()]}
+    assert file_batch.analysis_sample_rate(inputs, wanted, {}) == 1.0
+
+
+def tfrecord_rows(examples, split):
+    import tensorflow as tf
+
+    folder = artifact_utils.get_split_uri([examples], split)
+    for name in sorted(os.listdir(folder)):
+        if name.endswith(".gz"):
+            yield from tf.data.TFRecordDataset(os.path.join(folder, name), compression_type="GZIP")
