@@ -58,8 +58,8 @@ def release_free_memory() -> None:
     LocalDagRunner runs every component in one process, and the allocators keep what a stage
     freed: Arrow's jemalloc pool its dirty pages, glibc's heap its freed chunks. Each stage
     would then start from the largest footprint any stage before it reached, and the run's
-    peak would add them up (`make bench-scale` prints each stage's peak; at 100x this takes
-    150 to 400 MiB off each stage's start). Nothing live is touched. A no-op where there is no
+    peak would add them up (`make bench-scale` prints each stage's peak; benchmarks/README.md
+    says what this takes off). Nothing live is touched. A no-op where there is no
     glibc (macOS) and for an allocator not loaded yet.
     """
     if "pyarrow" in sys.modules:

@@ -201,8 +201,8 @@ def record_batches(files: list[str], shuffle: bool, seed: int | None, stride: in
     records drawn uniformly at random (seeded, without replacement) in one pass over the
     split, in a random order with `shuffle` (in file order without): every batch holds
     records of the whole window. The pass is TensorFlow's record iterator in Python, which
-    hands over each record in about a quarter of the time a tf.data pipeline takes for one it
-    then drops (19 s against 79 s for the ten million training records at 1,000x).
+    hands over a record it then drops in a fraction of the time a tf.data pipeline takes
+    (benchmarks/README.md, "What makes it fast").
     """
     if stride > 1:
         total = split_size(files)

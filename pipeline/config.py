@@ -28,7 +28,7 @@ STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker")
 # in start-up and pickling than they save.
 DEFAULT_BEAM_ARGS: tuple[str, ...] = ("--direct_running_mode=in_memory", "--direct_num_workers=1")
 # ...but from this much CSV in the window on, ExampleGen, StatisticsGen and Transform run on two
-# threads (`pipeline.local_runner.threaded_beam_args`; 100x the sample is about 200 MB).
+# threads (`pipeline.local_runner.threaded_beam_args`; benchmarks/README.md, "Where the floor is").
 THREADED_BEAM_MIN_BYTES = 64 * 2**20
 THREADED_BEAM_ARGS: tuple[str, ...] = ("--direct_running_mode=multi_threading", "--direct_num_workers=2")
 # `--beam`: the DirectRunner in this process, or Beam's portable runner (docs/beam-runners.md).

@@ -112,10 +112,10 @@ def threaded_beam_args(config: PipelineConfig, spans: list[int]) -> list[str]:
 
     ExampleGen, StatisticsGen and Transform spend most of their time in C++ that releases
     the GIL (Arrow's CSV reader, tfx_bsl's encoder and decoder, zlib), so the DirectRunner's
-    `multi_threading` mode with two workers runs them in 0.65x, 0.73x and 0.87x the seconds
-    at 100x; below `THREADED_BEAM_MIN_BYTES` of CSV its fixed costs outweigh that (the
-    embedded sample runs 3.6 s slower). Threads, not processes: they share the one copy of
-    TensorFlow and the rest. The Evaluator is left alone: it gained nothing at 100x. Nothing
+    `multi_threading` mode with two workers shortens them at volume; below
+    `THREADED_BEAM_MIN_BYTES` of CSV its fixed costs outweigh that (the figures:
+    benchmarks/README.md, "Where the floor is"). Threads, not processes: they share the one
+    copy of TensorFlow and the rest. The Evaluator is left alone: it gained nothing. Nothing
     when the Beam options were chosen (`--beam-arg`) or the runner is not the DirectRunner.
     """
     if config.beam_runner != "direct" or config.beam_args_given:

@@ -55,8 +55,8 @@ from serving.signature_replay import (
 
 EDGE_REPLAY = f"edge {RAW_SIGNATURE}"
 # The interpreter's threads: its default is one, which leaves the other core idle while the
-# replay waits on it (the edge gate at 100x: 9.7 s on one thread, 7.9 s on two, the same
-# answers to the last bit: int8 kernels do integer arithmetic whatever the split of the work).
+# replay waits on it (benchmarks/README.md, "What makes it fast"); the answers are the same to
+# the last bit: int8 kernels do integer arithmetic whatever the split of the work.
 INTERPRETER_THREADS = min(4, os.cpu_count() or 1)
 
 

@@ -30,9 +30,8 @@ from models import record_counts
 # Transform's analyzers see every training example up to this many, a seeded uniform sample of
 # this many beyond (`analysis_sample_rate`): means, variances, 1%-quantiles and top-k
 # vocabularies of a million examples are those of ten million to within what the model can
-# tell (`python benchmarks/bench_scale.py` prints AUC and calibration at every size), and the
-# analysis was a sixth of the run at 1,000x. Up to 100x the sample (a million training trips)
-# nothing changes.
+# tell (`python benchmarks/bench_scale.py` prints AUC and calibration at every size, and each
+# stage's seconds). Up to 100x the sample (a million training trips) nothing changes.
 ANALYSIS_EXAMPLES = 2**20
 
 

@@ -35,7 +35,7 @@ def test_chosen_records_are_read_without_the_rest(tmp_path, monkeypatch):
     assert opened == [files[1]]
     with pytest.raises(IndexError, match=r"rows \[250\] are beyond the 250 records"):
         tfrecords.read_tfrecords_at(files, [1, 250], counts=[100, 150])
-    with pytest.raises(IndexError, match=r"a\.gz: holds fewer than the 120 records recorded .*record 110 of it"):
+    with pytest.raises(IndexError, match=r"a\.gz: holds fewer than the 120 records .*record 110 of it"):
         tfrecords.read_tfrecords_at(files, [110], counts=[120, 130])
 
 
