@@ -39,7 +39,18 @@ ROOT = Path(__file__).resolve().parents[2]
 OUR_PACKAGES = ("components", "data", "models", "serving", "monitoring")
 
 # os / os.path calls that only handle strings or the process, never a file.
-PURE_OS = {"join", "basename", "dirname", "splitext", "sep", "environ", "getpid", "fspath", "normpath"}
+PURE_OS = {
+    "join",
+    "basename",
+    "dirname",
+    "splitext",
+    "sep",
+    "environ",
+    "getpid",
+    "fspath",
+    "normpath",
+    "cpu_count",
+}
 # Calls that take a path and open it locally, unless given an open handle.
 PATH_IO = {
     "numpy.save",

@@ -111,3 +111,10 @@ def test_the_split_size_comes_from_the_writers_record_when_it_lists_every_file(t
     with tf.io.TFRecordWriter(extra, options="GZIP") as writer:
         writer.write(b"x")
     assert trainer.split_size([*paths, extra]) == 9
+
+
+def test_records_at_keeps_the_order_asked_and_names_rows_beyond_the_split(files):
+    rows = [39_999, 0, 5_000, 4_999]
+    assert [r.decode() for r in trainer.records_at(files, rows)] == ["7:4999", "0:0", "1:0", "0:4999"]
+    with pytest.raises(IndexError, match=r"rows \[40000\] are beyond the 40000 records"):
+        trainer.records_at(files, [3, 40_000])
