@@ -113,19 +113,20 @@ def read_tfrecords_at(
 def _collect(records: Iterable[bytes], first: int, wanted: list[int]) -> tuple[dict[int, bytes], int]:
     """({position: record} for the `wanted` positions, numbered from `first`; records read).
 
-    Stops after the last wanted record.
+    Stops after the last wanted record. One dict lookup a record: this loop runs once per
+    record of the files it reads.
     """
-    remaining, found, read = set(wanted), {}, 0
+    remaining, found, position = set(wanted), {}, first
     if not remaining:
-        return found, read
-    for position, record in enumerate(records, start=first):
-        read += 1
+        return found, 0
+    for record in records:
         if position in remaining:
             found[position] = record
             remaining.discard(position)
             if not remaining:
-                break
-    return found, read
+                return found, position - first + 1
+        position += 1
+    return found, position - first
 
 
 def write_tfrecords(
